@@ -1,0 +1,94 @@
+# MLPerf Training v0.5 in modern PyTorch: the three top-level commands.
+#
+#   make demo [BENCH=<folder>]    tiny synthetic run of every benchmark (or one), a table and a plot
+#   make test                     lint, shellcheck, the contract test and every folder's pytest suite
+#   make bench [PYTHON=python3]   every folder's bench.py on whatever device is found, one table
+#
+# A benchmark folder is any top-level folder with a run_and_time.sh: new ones join by existing.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+BOOT_PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+FOLDERS := $(patsubst %/run_and_time.sh,%,$(wildcard */run_and_time.sh))
+REQUIREMENTS := requirements-dev.txt $(wildcard */requirements.txt)
+BENCH ?=
+BENCH_ARGS ?=
+
+# System packages and the benchmarks that need them to make tiny data or run tests.
+APT_PACKAGES := shellcheck
+ifneq ($(wildcard speech_recognition/run_and_time.sh),)
+APT_PACKAGES += espeak-ng sox
+endif
+ifneq ($(wildcard reinforcement/run_and_time.sh),)
+APT_PACKAGES += gnugo
+endif
+
+.PHONY: help demo test bench venv system-packages lint clean
+
+help:
+	@sed -n '2,8p' Makefile | sed 's/^# \{0,1\}//'
+
+# The venv is rebuilt when any requirements file changes; the stamp records a finished install.
+$(VENV)/.installed: $(REQUIREMENTS) Makefile
+	@test -x $(VPY) || $(BOOT_PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet $(TORCH_PINS)
+	$(VPY) -m pip install --quiet $(addprefix -r ,$(REQUIREMENTS))
+	@touch $@
+
+venv: $(VENV)/.installed
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing system packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+	  echo "missing system packages:$$missing"; \
+	  echo "  install them with: sudo apt-get install -y$$missing"; \
+	  echo "  (shellcheck: make test lints shell scripts; espeak-ng, sox: speech_recognition tiny data;"; \
+	  echo "   gnugo: reinforcement tiny data)"; \
+	  exit 1; \
+	fi
+
+lint: venv system-packages
+	$(VPY) -m ruff check .
+	shellcheck .ci/run install_cuda_docker.sh $(wildcard */*.sh)
+
+# Each folder is its own pytest invocation and rootdir: folders are independent projects that share
+# module names (config, data, model, train). Exit code 5 means the folder has no tests: that is a
+# broken contract, not a pass.
+test: lint
+	@failed=""; \
+	echo "== contract and top-level tests"; \
+	$(VPY) -m pytest -q -p no:cacheprovider tests || failed="$$failed top-level"; \
+	for f in $(FOLDERS); do \
+	  echo "== $$f"; \
+	  rc=0; (cd $$f && ../$(VPY) -m pytest -q -p no:cacheprovider tests) || rc=$$?; \
+	  if [ $$rc = 5 ]; then echo "$$f: no tests were collected"; failed="$$failed $$f"; \
+	  elif [ $$rc != 0 ]; then failed="$$failed $$f"; fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
+	echo "all test suites passed"
+
+demo: venv system-packages
+	$(VPY) tools/demo.py $(if $(BENCH),--bench $(BENCH))
+
+# With PYTHON= (a GPU machine with its own torch and no network) nothing is installed.
+ifeq ($(origin PYTHON),undefined)
+bench: venv
+	$(VPY) tools/bench.py $(if $(BENCH),--bench $(BENCH)) $(BENCH_ARGS)
+else
+bench:
+	$(PYTHON) tools/bench.py $(if $(BENCH),--bench $(BENCH)) $(BENCH_ARGS)
+endif
+
+clean:
+	rm -rf .demo
