@@ -5,6 +5,7 @@
 #   make bench [PYTHON=python3]   every folder's bench.py on whatever device is found, one table
 #
 # A benchmark folder is any top-level folder with a run_and_time.sh: new ones join by existing.
+# `make test` also runs the tests/ of a folder still being built (landed in working steps).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -15,6 +16,8 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 FOLDERS := $(patsubst %/run_and_time.sh,%,$(wildcard */run_and_time.sh))
+# A folder whose benchmark is still being built (no run_and_time.sh yet) has its tests run too.
+TEST_FOLDERS := $(patsubst %/tests/,%,$(wildcard */tests/))
 REQUIREMENTS := requirements-dev.txt $(wildcard */requirements.txt)
 BENCH ?=
 BENCH_ARGS ?=
@@ -69,9 +72,10 @@ test: lint
 	@failed=""; \
 	echo "== contract and top-level tests"; \
 	$(VPY) -m pytest -q -p no:cacheprovider tests || failed="$$failed top-level"; \
-	for f in $(FOLDERS); do \
-	  echo "== $$f"; \
-	  rc=0; (cd $$f && ../$(VPY) -m pytest -q -p no:cacheprovider tests) || rc=$$?; \
+	for f in $(TEST_FOLDERS); do \
+	  echo "== $$f"; start=$$SECONDS; \
+	  rc=0; (cd $$f && ../$(VPY) -m pytest -q -p no:cacheprovider --durations=5 tests) || rc=$$?; \
+	  echo "== $$f: exit $$rc after $$((SECONDS - start)) s"; \
 	  if [ $$rc = 5 ]; then echo "$$f: no tests were collected"; failed="$$failed $$f"; \
 	  elif [ $$rc != 0 ]; then failed="$$failed $$f"; fi; \
 	done; \
