@@ -119,6 +119,9 @@ def test_dockerfile_base_image_is_pinned(folder):
     assert re.fullmatch(r"pytorch/pytorch:\d+\.\d+\.\d+-cuda\d+\.\d+-cudnn\d+-runtime", image), (
         f"{folder}/Dockerfile: BASE_IMAGE {image!r} is not a pinned official PyTorch CUDA runtime image")
     assert re.search(r"^FROM \$\{BASE_IMAGE\}", text, re.M), f"{folder}/Dockerfile: FROM ${{BASE_IMAGE}}"
+    # Every image reads /data and writes /output, so one `docker run` line fits all seven.
+    for env in ("DATA_DIR=/data", "OUTPUT_DIR=/output"):
+        assert re.search(rf"^ENV .*\b{env}\b", text, re.M), f"{folder}/Dockerfile lacks ENV {env}"
     ignore = (ROOT / folder / ".dockerignore").read_text().split()
     for entry in ("data", "output"):
         assert any(e.strip("/") == entry for e in ignore), f"{folder}/.dockerignore does not exclude {entry}/"
