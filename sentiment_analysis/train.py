@@ -141,6 +141,8 @@ def main(argv=None) -> int:
         elif device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
+    if device.type == "cpu" and cfg.cpu_threads and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(cfg.cpu_threads)
     if distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     args.output_dir.mkdir(parents=True, exist_ok=True)
