@@ -24,10 +24,10 @@ BENCH_ARGS ?=
 
 # System packages and the benchmarks that need them to make tiny data or run tests.
 APT_PACKAGES := shellcheck
-ifneq ($(wildcard speech_recognition/run_and_time.sh),)
+ifneq ($(wildcard speech_recognition/.),)
 APT_PACKAGES += espeak-ng sox
 endif
-ifneq ($(wildcard reinforcement/run_and_time.sh),)
+ifneq ($(wildcard reinforcement/.),)
 APT_PACKAGES += gnugo
 endif
 
