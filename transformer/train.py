@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Train Transformer (big) on WMT en-de until uncased BLEU on newstest2014 reaches the target.
+
+    python3 train.py --data-dir data --config reference                 # one GPU (or CPU)
+    torchrun --nproc_per_node=8 train.py --data-dir data                # DDP on 8 GPUs
+    python3 train.py --data-dir /tmp/tiny --config tiny --device cpu    # tiny synthetic run, ~1 min
+
+Needs the outputs of preprocess.py (run_and_time.sh runs it when they are missing). Order as in
+DESIGN.md: parse, distributed init (nccl on CUDA, gloo on CPU), seed, model and optimizer, INIT_STOP,
+barrier, RUN_START, data, then one epoch of token-bucketed batches at a time followed by beam-search
+translation of newstest2014 and BLEU (sacreBLEU, uncased; the 2018 tokenised BLEU is logged beside it
+as `bleu_2018`), stopping at the target, after max epochs, or on a non-finite loss; RUN_STOP,
+OUTPUT_DIR/summary.json. MLPerf log: OUTPUT_DIR/mlperf.log (eval_accuracy = BLEU / 100). Returns 0 only
+when the target was reached.
+"""
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import sentencepiece as spm
+import torch
+import torch.distributed as dist
+from mlperf_logging import mllog
+from mlperf_logging.mllog import constants
+from torch.nn.parallel import DistributedDataParallel
+
+from config import PRESETS
+from data import (
+    SPM_MODEL,
+    TEST_CORPUS,
+    DataError,
+    check_data_dir,
+    collate,
+    epoch_batches,
+    load_encoded,
+    load_manifest,
+    preprocessed_dir,
+    read_parallel,
+)
+from metrics import bleu_2018, sacrebleu_uncased
+from model import Transformer, beam_search, label_smoothed_loss
+
+BENCHMARK = "transformer"
+HERE = Path(__file__).resolve().parent
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", str(HERE / "data")))
+    p.add_argument("--output-dir", default=os.environ.get("OUTPUT_DIR", str(HERE / "output")))
+    p.add_argument("--config", choices=sorted(PRESETS), default="reference")
+    p.add_argument("--seed", type=int, default=None, help="default: drawn, then shared by all ranks")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision: bf16 where supported, else fp16 + GradScaler (default: on CUDA)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint.pt")
+    p.add_argument("--max-epochs", type=int, default=None, help="override the preset's max_epochs")
+    p.add_argument("--target", type=float, default=None, help="override the preset's target BLEU (0-100)")
+    p.add_argument("--log-every", type=int, default=50, help="steps between progress lines on stderr")
+    return p
+
+
+def setup_mllog(output_dir: Path, rank: int) -> tuple[mllog.mllog.MLLogger, list[logging.Handler]]:
+    """Rank 0 logs to stdout and OUTPUT_DIR/mlperf.log (an older log is moved aside); others drop INFO."""
+    # a fresh Logger per run: main() may run several times in one process (tests)
+    logger = logging.Logger(f"mlperf_{BENCHMARK}_{time.monotonic_ns()}",
+                            level=logging.INFO if rank == 0 else logging.WARNING)
+    handlers: list[logging.Handler] = []
+    if rank == 0:
+        log_path = output_dir / "mlperf.log"
+        if log_path.exists():
+            n = 1
+            while log_path.with_name(f"mlperf.log.{n}").exists():
+                n += 1
+            log_path.replace(log_path.with_name(f"mlperf.log.{n}"))
+        handlers = [logging.StreamHandler(sys.stdout), logging.FileHandler(log_path)]
+        for h in handlers:
+            logger.addHandler(h)
+    mllog.config(logger=logger, root_dir=str(HERE))
+    return mllog.get_mllogger(), handlers
+
+
+def lr_lambda(d_model: int, factor: float, warmup: int):
+    """lr(step) = factor · d^-0.5 · min(1, step / warmup) · max(step, warmup)^-0.5 (model_utils @ v0.5)."""
+    def f(step: int) -> float:
+        step = max(step, 1)
+        return factor * d_model ** -0.5 * min(1.0, step / warmup) * max(step, warmup) ** -0.5
+    return f
+
+
+def translate(model, sp, sentences: list[str], cfg, device, rank: int, world: int) -> list[str]:
+    """Beam-search translations of all sentences (each rank decodes a share; all ranks get all)."""
+    ids = [sp.encode(s) + [1] for s in sentences]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # decode batches sorted by source length
+    batches = [order[i: i + cfg.decode_batch_size] for i in range(0, len(order), cfg.decode_batch_size)]
+    mine = {}
+    for batch in batches[rank::world]:
+        src = torch.zeros(len(batch), max(len(ids[i]) for i in batch), dtype=torch.long)
+        for row, i in enumerate(batch):
+            src[row, : len(ids[i])] = torch.tensor(ids[i])
+        hyps = beam_search(model, src.to(device), cfg.beam_size, cfg.length_penalty_alpha,
+                           cfg.extra_decode_length)
+        for i, h in zip(batch, hyps):
+            mine[i] = sp.decode(h)
+    if world > 1:
+        gathered: list[dict] = [{} for _ in range(world)]
+        dist.all_gather_object(gathered, mine)
+        mine = {k: v for part in gathered for k, v in part.items()}
+    return [mine[i] for i in range(len(sentences))]
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    cfg = PRESETS[args.config]
+    max_epochs = args.max_epochs if args.max_epochs is not None else cfg.max_epochs
+    target = args.target if args.target is not None else cfg.target_bleu
+    data_dir, output_dir = Path(args.data_dir), Path(args.output_dir)
+
+    # --- distributed: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; plain python is one process ---
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if device.type == "cpu" and cfg.cpu_threads and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(cfg.cpu_threads)
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    use_amp = args.amp if args.amp is not None else device.type == "cuda"
+    amp_dtype = torch.bfloat16 if (device.type != "cuda" or torch.cuda.is_bf16_supported()) else torch.float16
+
+    def log(msg: str) -> None:
+        if rank == 0:
+            print(f"[{BENCHMARK}] {msg}", file=sys.stderr, flush=True)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    mllogger, handlers = setup_mllog(output_dir, rank)
+    mllogger.event(key=constants.CACHE_CLEAR, value=True)
+    mllogger.start(key=constants.INIT_START)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    mllogger.event(key=constants.SUBMISSION_ORG, value=os.environ.get("SUBMISSION_ORG", "reference"))
+    mllogger.event(key=constants.SUBMISSION_PLATFORM, value=f"{world}x{device_name}")
+    mllogger.event(key=constants.SUBMISSION_DIVISION, value="closed")
+    mllogger.event(key=constants.SUBMISSION_STATUS, value="research")
+    mllogger.event(key=constants.SUBMISSION_BENCHMARK, value=BENCHMARK)
+    mllogger.event(key=constants.SUBMISSION_POC_NAME,
+                   value=os.environ.get("SUBMISSION_POC_NAME", "reference"))
+    mllogger.event(key=constants.SUBMISSION_ENTRY, value=os.environ.get("SUBMISSION_ENTRY", "reference"))
+
+    # --- seed: drawn once and shared, so every rank uses the same value ---
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    checkpoint_path = output_dir / "checkpoint.pt"
+    ckpt = None
+    if args.resume and checkpoint_path.exists():
+        ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        seed = int(ckpt["seed"])  # the data order depends on it
+    if world > 1:
+        t = torch.tensor([seed], dtype=torch.long, device=device)  # NCCL needs a CUDA tensor
+        dist.broadcast(t, 0)
+        seed = int(t.item())
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    mllogger.event(key=constants.SEED, value=seed)
+
+    try:
+        check_data_dir(data_dir, args.config)
+        manifest = load_manifest(data_dir)
+        if manifest["config"] != args.config:
+            raise DataError(f"{preprocessed_dir(data_dir)} was made for --config {manifest['config']}: "
+                            f"run `python3 preprocess.py {data_dir} --config {args.config}`")
+    except DataError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        for h in handlers:
+            h.close()
+        if world > 1:
+            dist.destroy_process_group()
+        return 1
+    vocab_size = manifest["vocab_size"]  # from the vocabulary, never a constant (spec pitfall 1)
+
+    # --- model and optimizer ---
+    raw_model = Transformer(vocab_size, cfg).to(device)
+    optimizer = torch.optim.Adam(raw_model.parameters(), lr=1.0, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                 eps=cfg.adam_epsilon, fused=device.type == "cuda")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.d_model, cfg.learning_rate,
+                                                                       cfg.warmup_steps))
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    start_epoch, step, evals = 0, 0, []
+    if ckpt is not None:
+        raw_model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        start_epoch, step, evals = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["evals"])
+        torch.set_rng_state(ckpt["rng"])
+        if scaler.is_enabled() and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        mllogger.event(key="resumed", value=True,
+                       metadata={"from_epoch": start_epoch, "note": "a resumed run is not an MLPerf result"})
+        log(f"resumed from {checkpoint_path} after epoch {start_epoch} (step {step})")
+    model = torch.compile(raw_model) if args.compile else raw_model
+    if world > 1:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    peak_lr = lr_lambda(cfg.d_model, cfg.learning_rate, cfg.warmup_steps)(cfg.warmup_steps)
+    mllogger.event(key=constants.GLOBAL_BATCH_SIZE, value=cfg.max_tokens * world,
+                   metadata={"unit": "tokens per side (max, padded)"})
+    mllogger.event(key=constants.OPT_NAME, value=constants.ADAM)
+    mllogger.event(key="opt_base_learning_rate", value=peak_lr)
+    mllogger.event(key=constants.OPT_LR_WARMUP_STEPS, value=cfg.warmup_steps)
+    mllogger.event(key=constants.OPT_ADAM_BETA_1, value=cfg.adam_beta1)
+    mllogger.event(key=constants.OPT_ADAM_BETA_2, value=cfg.adam_beta2)
+    mllogger.event(key=constants.OPT_ADAM_EPSILON, value=cfg.adam_epsilon)
+    mllogger.event(key=constants.MAX_SEQUENCE_LENGTH, value=cfg.max_length, metadata={"method": "discard"})
+    mllogger.end(key=constants.INIT_STOP)
+
+    if world > 1:
+        dist.barrier()
+    mllogger.start(key=constants.RUN_START)
+    run_start = time.time()
+
+    # --- data (after RUN_START: reading it is on the clock) ---
+    train_data = load_encoded(data_dir, "train")
+    dev_data = load_encoded(data_dir, "dev")
+    test_src, test_ref, _ = read_parallel(data_dir / TEST_CORPUS)
+    sp = spm.SentencePieceProcessor(model_file=str(preprocessed_dir(data_dir) / SPM_MODEL))
+    _, too_long = epoch_batches(train_data, cfg.max_tokens, cfg.max_length, seed, 1)
+    mllogger.event(key=constants.TRAIN_SAMPLES, value=len(train_data) - too_long)
+    mllogger.event(key=constants.EVAL_SAMPLES, value=len(test_src))
+    log(f"{len(train_data)} training pairs, {too_long} longer than {cfg.max_length} tokens dropped; "
+        f"{len(test_src)} test sentences; vocab {vocab_size}; world {world}; device {device}; "
+        f"amp {use_amp and amp_dtype}")
+
+    status, epoch, bleu = constants.ABORTED, start_epoch, float("nan")
+    for epoch in range(start_epoch + 1, max_epochs + 1):
+        mllogger.start(key=constants.BLOCK_START, metadata={"first_epoch_num": epoch, "epoch_count": 1})
+        mllogger.start(key=constants.EPOCH_START, metadata={"epoch_num": epoch})
+        batches, _ = epoch_batches(train_data, cfg.max_tokens, cfg.max_length, seed, epoch, rank, world)
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        t0, tokens = time.time(), 0
+        # On CUDA, worker processes pad the next batches into pinned memory while the GPU trains.
+        cuda = device.type == "cuda"
+        loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=2 if cuda else 0,
+                                             collate_fn=partial(collate, train_data), pin_memory=cuda)
+        for i, (src, tgt) in enumerate(loader):
+            src, tgt = src.to(device, non_blocking=True), tgt.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = model(src, tgt)
+            loss = label_smoothed_loss(logits, tgt, cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            loss_sum += loss.detach()
+            tokens += int(tgt.numel())
+            if rank == 0 and (i + 1) % args.log_every == 0:
+                rate = tokens * world / (time.time() - t0)
+                eta = (len(batches) - i - 1) * (time.time() - t0) / (i + 1)
+                log(f"epoch {epoch} step {i + 1}/{len(batches)} loss {loss.item():.3f} "
+                    f"lr {scheduler.get_last_lr()[0]:.2e} {rate:.0f} tgt tok/s, epoch ETA {eta:.0f} s")
+        mean_loss = loss_sum / max(len(batches), 1)
+        if world > 1:
+            dist.all_reduce(mean_loss)
+            mean_loss /= world
+        mllogger.end(key=constants.EPOCH_STOP, metadata={"epoch_num": epoch})
+        mean_loss = float(mean_loss)
+        if not math.isfinite(mean_loss):
+            log(f"epoch {epoch}: non-finite training loss, stopping")
+            mllogger.end(key=constants.BLOCK_STOP, metadata={"first_epoch_num": epoch})
+            break
+
+        # --- evaluation: dev loss (informational) and newstest2014 BLEU with beam search ---
+        mllogger.start(key=constants.EVAL_START, metadata={"epoch_num": epoch})
+        model.eval()
+        with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            dev_batches, _ = epoch_batches(dev_data, cfg.max_tokens, cfg.max_length, 0, 0)
+            dev_loss = 0.0
+            for idx in dev_batches:
+                src, tgt = (x.to(device) for x in collate(dev_data, idx))
+                dev_loss += float(label_smoothed_loss(raw_model(src, tgt), tgt, cfg.label_smoothing))
+            dev_loss /= max(len(dev_batches), 1)
+            hyps = translate(raw_model, sp, test_src, cfg, device, rank, world)
+        value = torch.tensor([sacrebleu_uncased(hyps, test_ref) if rank == 0 else 0.0], dtype=torch.float64)
+        tok_bleu = bleu_2018(hyps, test_ref) if rank == 0 else 0.0
+        if world > 1:  # every rank decides on rank 0's number
+            value = value.to(device)
+            dist.all_reduce(value)
+        bleu = float(value.item())
+        seconds = time.time() - run_start
+        mllogger.event(key=constants.EVAL_ACCURACY, value=bleu / 100.0, metadata={"epoch_num": epoch})
+        mllogger.event(key="bleu_2018", value=tok_bleu, metadata={"epoch_num": epoch, "method":
+                       "uncased tokenised BLEU as compute_bleu.py @ v0.5"})
+        mllogger.end(key=constants.EVAL_STOP, metadata={"epoch_num": epoch})
+        mllogger.end(key=constants.BLOCK_STOP, metadata={"first_epoch_num": epoch})
+        evals.append({"epoch": epoch, "seconds": round(seconds, 2), "value": bleu, "bleu_2018": tok_bleu,
+                      "train_loss": mean_loss, "dev_loss": dev_loss, "step": step})
+        log(f"epoch {epoch}: train loss {mean_loss:.3f}, dev loss {dev_loss:.3f}, BLEU {bleu:.2f} "
+            f"(sacreBLEU uncased), {tok_bleu:.2f} (2018 tokenised), {seconds:.0f} s since run start")
+        if rank == 0:
+            save_checkpoint(checkpoint_path, {
+                "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step, "evals": evals,
+                "seed": seed, "rng": torch.get_rng_state(), "scaler": scaler.state_dict()})
+        if bleu >= target:
+            status = constants.SUCCESS
+            break
+
+    rank_values = [bleu]
+    if world > 1:  # what each rank decided on, recorded so a test can see that they agree
+        rank_values = [None] * world
+        dist.all_gather_object(rank_values, bleu)
+        dist.barrier()
+    mllogger.end(key=constants.RUN_STOP, metadata={"status": status, "epoch_num": epoch})
+    seconds = time.time() - run_start
+    if rank == 0:
+        summary = {"benchmark": BENCHMARK, "metric": "bleu", "higher_is_better": True, "target": target,
+                   "reached": evals[-1]["value"] if evals else None, "success": status == constants.SUCCESS,
+                   "epochs": epoch, "seconds": round(seconds, 2), "seed": seed, "world_size": world,
+                   "steps": step, "resumed": ckpt is not None, "rank_values": rank_values, "evals": evals}
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        log(f"run {'reached' if status == constants.SUCCESS else 'missed'} the target {target} "
+            f"(BLEU {bleu:.2f}) after {epoch} epochs, {seconds:.0f} s")
+    for h in handlers:
+        h.close()
+    if world > 1:
+        dist.destroy_process_group()
+    return 0 if status == constants.SUCCESS else 1
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())
