@@ -1,0 +1,62 @@
+"""Hyperparameters of the Minigo benchmark: the MLPerf v0.5 reference (params/final.json and the values
+hard-coded in the reference code, spec sections 1 and 3) and a tiny 5x5 preset (spec section 8.2).
+
+    from config import PRESETS; cfg = PRESETS["tiny"]
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # Game (spec 1.1)
+    board_size: int = 9  # final.json BOARD_SIZE
+    komi: float = 7.5  # go.py @ v0.5
+    # Network (spec 1.3); None = derived from the board size as dual_net.get_default_hyperparams does
+    filters: int | None = None  # k = 32 at 9x9
+    fc_width: int | None = None  # 2k = 64
+    blocks: int | None = None  # N = 9
+    bn_momentum: float = 0.003  # TF momentum 0.997 in PyTorch's convention
+    # Optimiser (spec 1.4, dual_net.py @ v0.5)
+    batch_size: int = 16
+    momentum: float = 0.9
+    l2_strength: float = 1e-4  # times 1/2 sum w^2 over kernels and trunk BN gamma/beta
+    lr_boundaries: tuple[int, ...] = (1_000_000, 2_000_000)  # global steps
+    lr_values: tuple[float, ...] = (0.01, 0.001, 0.0001)
+    # Self-play (spec 1.5, 3.1)
+    games_per_generation: int = 2000  # MAX_GAMES_PER_GENERATION
+    selfplay_workers: int = 16  # NUM_PARALLEL_SELFPLAY
+    selfplay_readouts: int = 200  # SP_READOUTS
+    parallel_readouts: int = 8  # virtual losses in self-play and gating
+    resign_threshold: float = -0.95  # self-play
+    resign_disable_pct: float = 0.05  # games played out without resignation
+    # Training window (spec 3.1, 3.2)
+    examples_per_generation: int = 100_000  # -> 6,250 SGD steps of batch 16 per generation
+    examples_per_record: int = 50_000  # EXAMPLES_PER_RECORD
+    window_size: int = 2_000_000  # WINDOW_SIZE
+    # Gating (spec 3.2 step 6)
+    eval_games_per_side: int = 50  # EVAL_GAMES_PER_SIDE
+    eval_readouts: int = 200
+    eval_resign_threshold: float = -0.90
+    gating_win_pct: float = 0.55  # EVAL_WIN_PCT_FOR_NEW_MODEL
+    # Quality: move prediction on the SGF games (spec 3.2 step 5)
+    prediction_readouts: int = 1000
+    prediction_parallel: int = 4
+    prediction_rounds: int = 2
+    termination_accuracy: float = 0.40  # TERMINATION_ACCURACY
+    min_generations: int = 1  # the reference may stop after its first trained model
+    max_generations: int = 1001  # loop_main.sh: i = 0..1000
+    cpu_threads: int | None = None  # torch threads per process on CPU (None = torch's default)
+
+
+PRESETS = {
+    "reference": Config(),
+    # Spec 8.2: 5x5, k 16 / 2 blocks / fc 32, 48 games of 24 readouts, 4,096 examples (256 steps) per
+    # generation, 4+4 gating games, prediction at 48 readouts. The target is a smoke level (spec 8.1: a loop
+    # this short cannot separate a correct build from a broken one); the tests carry the proof.
+    "tiny": Config(board_size=5, filters=16, fc_width=32, blocks=2, games_per_generation=48,
+                   selfplay_workers=2, selfplay_readouts=24, examples_per_generation=4096,
+                   examples_per_record=2000, window_size=20_000, eval_games_per_side=4, eval_readouts=24,
+                   prediction_readouts=48, termination_accuracy=0.02, min_generations=3, max_generations=6,
+                   cpu_threads=1),
+}

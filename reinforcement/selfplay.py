@@ -1,0 +1,210 @@
+"""Players, the games of the loop, and the network as the search sees it.
+
+A player is any object with `select_move(position) -> int | None` (a flat move, N * N = pass, None = resign):
+RandomPlayer here (spec section 8's baseline), mcts.MCTSPlayer with a network; gtp.py and the games take a
+player passed in. NetworkEvaluator wraps a model.DualNet for mcts.py: features, one random dihedral
+symmetry per position (inverted on the policy), softmax (spec 1.3, Minigo's DualNetwork.run_many).
+The *_task functions are what the loop's worker processes run (self-play, gating, move prediction).
+"""
+
+import os
+
+import numpy as np
+import torch
+
+import data
+import features
+import go
+import mcts
+import metrics
+import model as model_lib
+
+
+def own_eyes(position: go.Position, color: int) -> np.ndarray:
+    """0/1 per point: empty points whose every neighbour is a `color` stone (single-point eyes)."""
+    board, nbrs = position.board, go.neighbors(position.size)
+    out = np.zeros(position.size * position.size, dtype=np.int8)
+    for p in np.flatnonzero(board == go.EMPTY):
+        if all(board[q] == color for q in nbrs[p]):
+            out[p] = 1
+    return out
+
+
+class RandomPlayer:
+    """A uniformly random legal move that does not fill one of its own single-point eyes; passes when
+    there is none, so two of them play a game to a finished position without dead stones inside eyes."""
+
+    def __init__(self, seed: int | None = None):
+        self.rng = np.random.default_rng(seed)
+
+    def select_move(self, position: go.Position) -> int:
+        legal = position.all_legal_moves()[:-1] & (1 - own_eyes(position, position.to_play))
+        moves = np.flatnonzero(legal)
+        if len(moves) == 0:
+            return position.pass_move
+        return int(self.rng.choice(moves))
+
+
+class NetworkEvaluator:
+    """run_many(positions) -> (probs (B, N*N+1), values (B,), black's view) with the model in eval mode."""
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu",
+                 random_symmetry: bool = True, seed: int | None = None):
+        self.model = model
+        self.device = torch.device(device)
+        self.random_symmetry = random_symmetry
+        self.rng = np.random.default_rng(seed)
+
+    @torch.no_grad()
+    def run_many(self, positions: list[go.Position]) -> tuple[np.ndarray, np.ndarray]:
+        size = positions[0].size
+        planes = np.stack([features.extract_features(p) for p in positions])  # (B, 17, N, N)
+        syms = (self.rng.integers(0, features.NUM_SYMMETRIES, len(positions)) if self.random_symmetry
+                else np.zeros(len(positions), dtype=np.int64))
+        planes = np.stack([features.apply_symmetry_planes(int(s), x) for s, x in zip(syms, planes)])
+        self.model.eval()
+        logits, values = self.model(torch.from_numpy(planes).to(self.device, torch.float32))
+        probs = torch.softmax(logits.float(), dim=1).cpu().numpy()  # (B, N*N+1), in the turned frame
+        probs = np.stack([features.apply_symmetry_policy(features.invert_symmetry(int(s)), p, size)
+                          for s, p in zip(syms, probs)])
+        return probs, values.float().cpu().numpy()
+
+
+def play_selfplay_game(network, cfg, seed: int, resign_enabled: bool) -> tuple[dict[str, np.ndarray], str]:
+    """One self-play game (spec 1.5): noise before every move, sampled opening moves, tree reuse, resignation
+    unless disabled for this game. Returns the training examples (one per move) and the SGF result string."""
+    return play_selfplay_games(network, cfg, [seed], [resign_enabled])[0]
+
+
+def play_selfplay_games(network, cfg, seeds: list[int], resign_enabled: list[bool]) -> list[tuple[dict, str]]:
+    """Self-play games played in lockstep, one per seed: every round, each game in flight selects its
+    leaves (num_parallel under virtual loss) and all of them go to the network in one batch; then each
+    game backs up its answers. Each game follows exactly the steps of MCTSPlayer.search/pick_move/play_move
+    (root expansion, then noise before every move, `selfplay_readouts` more simulations, resignation check,
+    move); only the network calls are shared, so a batch holds up to num_parallel x len(seeds) positions."""
+    players = []
+    for seed, resign in zip(seeds, resign_enabled):
+        p = mcts.MCTSPlayer(network, readouts=cfg.selfplay_readouts, num_parallel=cfg.parallel_readouts,
+                            resign_threshold=cfg.resign_threshold if resign else None, seed=seed)
+        p.initialize_game(go.Position(cfg.board_size, cfg.komi))
+        players.append(p)
+    results: list[str | None] = [None] * len(players)
+    targets: list[float | None] = [None] * len(players)  # root visit count that ends this move's search
+    active = set(range(len(players)))
+    while active:
+        batch, owners = [], []  # positions to evaluate; (game, leaves or None for a root expansion)
+        for g in sorted(active):
+            p = players[g]
+            if targets[g] is not None and p.root.N >= targets[g]:  # this move's search is complete
+                targets[g] = None
+                if p.should_resign():
+                    results[g] = "W+R" if p.root.position.to_play == go.BLACK else "B+R"
+                    active.discard(g)
+                    continue
+                p.play_move(p.pick_move())
+            if targets[g] is None:  # a new move
+                if p.root.is_done():
+                    results[g] = p.root.position.result_string()
+                    active.discard(g)
+                    continue
+                if not p.root.is_expanded:  # expanded alone first, so that the noise has priors to mix
+                    leaf = p.root.select_leaf(p.c_puct)
+                    batch.append(leaf.position)
+                    owners.append((g, None, leaf))
+                    continue
+                p.root.inject_noise(p.rng)
+                targets[g] = p.root.N + p.readouts
+            leaves = p.collect_leaves()
+            batch += [leaf.position for leaf in leaves]
+            owners.append((g, leaves, None))
+        if not batch:
+            continue
+        probs, values = network.run_many(batch)
+        k = 0
+        for g, leaves, root_leaf in owners:
+            p = players[g]
+            if root_leaf is not None:
+                root_leaf.incorporate_results(probs[k], float(values[k]), up_to=p.root)
+                k += 1
+                p.root.inject_noise(p.rng)
+                targets[g] = p.root.N + p.readouts
+            else:
+                p.incorporate(leaves, probs[k:k + len(leaves)], values[k:k + len(leaves)])
+                k += len(leaves)
+    return [_examples(p, result, cfg) for p, result in zip(players, results)]
+
+
+def _examples(player, result: str, cfg) -> tuple[dict[str, np.ndarray], str]:
+    z = np.float32(1.0 if result.startswith("B+") else -1.0 if result.startswith("W+") else 0.0)
+    planes = np.stack([features.extract_features(p) for p in player.positions]) if player.positions else \
+        np.zeros((0, features.NUM_PLANES, cfg.board_size, cfg.board_size), np.uint8)
+    pi = np.stack(player.searches_pi) if player.searches_pi else \
+        np.zeros((0, cfg.board_size ** 2 + 1), np.float32)
+    return {"planes": planes, "pi": pi, "z": np.full(len(pi), z, np.float32)}, result
+
+
+def play_match_game(black, white, cfg) -> int:
+    """One gating game between two players in two-player mode (no noise, most visited move); each keeps its
+    own tree. Returns the winner: go.BLACK or go.WHITE (a draw, possible only with integer komi, is 0)."""
+    players = {go.BLACK: black, go.WHITE: white}
+    pos = go.Position(cfg.board_size, cfg.komi)
+    for p in players.values():
+        p.initialize_game(pos)
+    while not (pos.is_game_over() or pos.n >= pos.max_depth):
+        mover = players[pos.to_play]
+        mover.search()
+        if mover.should_resign():
+            return -pos.to_play
+        move = mover.pick_move()
+        for p in players.values():
+            p.play_move(move)
+        pos = mover.root.position
+    return pos.result()
+
+
+# ---- Worker processes: one pool per run, the network weights sent with every task ----
+
+_WORKER: dict = {}
+
+
+def worker_init(threads: int | None) -> None:
+    if threads and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(threads)
+
+
+def _network(cfg, state_dict, seed: int) -> NetworkEvaluator:
+    net = model_lib.DualNet(cfg.board_size, cfg.filters, cfg.fc_width, cfg.blocks, cfg.bn_momentum)
+    net.load_state_dict(state_dict)
+    return NetworkEvaluator(net, seed=seed)
+
+
+def selfplay_task(cfg, state_dict, seeds: list[int], resign_disable_pct: float) -> tuple[dict, list[str]]:
+    """Play one game per seed with the given weights, all in lockstep (play_selfplay_games):
+    (concatenated examples, results)."""
+    resign = [np.random.default_rng(seed).random() >= resign_disable_pct for seed in seeds]
+    games = play_selfplay_games(_network(cfg, state_dict, seeds[0]), cfg, seeds, resign)
+    return {k: np.concatenate([ex[k] for ex, _ in games]) for k in ("planes", "pi", "z")}, \
+        [result for _, result in games]
+
+
+def gating_task(cfg, new_state, best_state, games: list[tuple[int, int]]) -> tuple[int, int]:
+    """Play (seed, colour of the new model) games; returns the new model's wins (as black, as white)."""
+    wins = {go.BLACK: 0, go.WHITE: 0}
+    for seed, new_color in games:
+        new = mcts.MCTSPlayer(_network(cfg, new_state, seed), cfg.eval_readouts, cfg.parallel_readouts,
+                              cfg.eval_resign_threshold, two_player_mode=True, seed=seed)
+        best = mcts.MCTSPlayer(_network(cfg, best_state, seed + 1), cfg.eval_readouts, cfg.parallel_readouts,
+                               cfg.eval_resign_threshold, two_player_mode=True, seed=seed + 1)
+        black, white = (new, best) if new_color == go.BLACK else (best, new)
+        wins[new_color] += int(play_match_game(black, white, cfg) == new_color)
+    return wins[go.BLACK], wins[go.WHITE]
+
+
+def prediction_task(cfg, state_dict, paths: list[str], round_seed: int) -> tuple[int, int]:
+    """Move prediction (metrics.py) on some SGF files: (correct, attempted)."""
+    records = [data.read_sgf(p, size=cfg.board_size) for p in paths]
+    attempted = sum(len(r.moves) for r in records)
+    acc = metrics.move_prediction_accuracy(_network(cfg, state_dict, round_seed), records,
+                                           cfg.prediction_readouts, cfg.prediction_parallel, rounds=1,
+                                           seed=round_seed)
+    return round(acc * attempted), attempted
