@@ -1,0 +1,106 @@
+"""Hyperparameters of Mask R-CNN R-50-FPN on COCO: the MLPerf Training v0.5 reference preset and a tiny one.
+
+Sources are named per field; "spec" is specs/object_detection.md of this suite, "@ v0.5" the reference
+mlcommons/training object_detection/ at the v0.5 tag (configs/e2e_mask_rcnn_R_50_FPN_1x.yaml, defaults.py,
+run_and_time.sh). The tiny preset runs the same code on make_tiny_dataset.py's data on two CPU cores (spec
+section 8). The training fields (optimiser, schedule, targets) are read by train.py, which is still to come;
+`model_kwargs` gives model.build_model its arguments.
+
+This module imports only the standard library: bench.py and model.py may import it on a bare GPU machine.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # Model (spec section 1): 80 COCO classes + background; ResNet-50 stem width 64 (stages 256..2048), FPN
+    # 256 channels, one anchor size per level P2..P6, box MLP 1024, mask head 4 x 256 channels.
+    num_classes: int = 81
+    stem_width: int = 64
+    fpn_channels: int = 256
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
+    box_mlp: int = 1024
+    mask_channels: int = 256
+    # Input (spec section 1): shorter side 800 unless the longer would exceed 1333, same at test; flip p=0.5
+    # in training only.
+    min_size: int = 800
+    max_size: int = 1333
+    flip_prob: float = 0.5
+    # RPN and RoI sampling (defaults.py @ v0.5): 256 anchors per image; 2000 pre-NMS per level in training,
+    # 1000 at test; post-NMS 2000 per 2-image GPU batch in the reference (FPN_POST_NMS_TOP_N_TRAIN), which the
+    # rules allow as 1000 per image (spec section 7, pitfall 1): torchvision counts per image. Test: 1000 per
+    # image. 512 RoIs per image, 100 detections per image.
+    rpn_batch_size_per_image: int = 256
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_train: int = 1000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_test: int = 1000
+    box_batch_size_per_image: int = 512
+    box_detections_per_img: int = 100
+    # Optimiser (run_and_time.sh @ v0.5, single GPU, spec section 3): SGD momentum 0.9, 2 images per
+    # iteration, base lr 0.0025 (0.02 x 2/16); weight decay 1e-4 on weights, none on biases, whose lr is 2x.
+    global_batch_size: int = 2
+    base_lr: float = 0.0025
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    bias_lr_factor: float = 2.0
+    weight_decay_bias: float = 0.0
+    # Schedule (spec section 3): linear warmup over 500 iterations from 1/3 of the base lr; x0.1 at 480,000
+    # and 640,000; at most 720,000 iterations (the 1x schedule, ~12.3 epochs).
+    warmup_iters: int = 500
+    warmup_factor: float = 1 / 3
+    decay_steps: tuple[int, ...] = (480_000, 640_000)
+    decay_factor: float = 0.1
+    max_iters: int = 720_000
+    # Quality (spec section 4): evaluate after every epoch on minival; stop when both are reached (>=).
+    bbox_target: float = 0.377
+    segm_target: float = 0.339
+
+
+def model_kwargs(cfg: Config) -> dict:
+    """The arguments of model.build_model for a preset."""
+    names = ("num_classes", "stem_width", "fpn_channels", "anchor_sizes", "box_mlp", "mask_channels",
+             "min_size", "max_size", "rpn_batch_size_per_image", "rpn_pre_nms_top_n_train",
+             "rpn_post_nms_top_n_train", "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_test",
+             "box_batch_size_per_image", "box_detections_per_img")
+    return {name: getattr(cfg, name) for name in names}
+
+
+def iterations_per_epoch(train_images: int, global_batch_size: int) -> int:
+    """The reference's epoch length in iterations: N // batch + 1 (data/build.py @ v0.5, spec pitfall 3)."""
+    return train_images // global_batch_size + 1
+
+
+# Spec section 8: the same topology at width /8 (stem 8, stages 32..256), 3 shape classes + background,
+# shorter side 96 / longer <= 128, FPN 32, anchors 8..128, 64 RPN anchors and 64 RoIs per image, pre-NMS 200
+# per level, post-NMS 200 per 4-image batch (50 per image) in training and 100 per image at test, box MLP 128,
+# mask head 16 channels. Batch 4 at lr 0.02, warmup 50 iterations from 1/3, 8 epochs of the 157 training
+# images that make_tiny_dataset.py leaves (40 iterations each), x0.1 at 2/3 and 8/9 of them (the 480k/640k of
+# 720k pattern). The targets are the spec's starting points, to be calibrated with train.py's tiny runs.
+TINY_ITERS = 8 * iterations_per_epoch(157, 4)
+TINY = Config(
+    num_classes=4,
+    stem_width=8,
+    fpn_channels=32,
+    anchor_sizes=(8, 16, 32, 64, 128),
+    box_mlp=128,
+    mask_channels=16,
+    min_size=96,
+    max_size=128,
+    rpn_batch_size_per_image=64,
+    rpn_pre_nms_top_n_train=200,
+    rpn_post_nms_top_n_train=50,
+    rpn_pre_nms_top_n_test=200,
+    rpn_post_nms_top_n_test=100,
+    box_batch_size_per_image=64,
+    global_batch_size=4,
+    base_lr=0.02,
+    warmup_iters=50,
+    decay_steps=(TINY_ITERS * 2 // 3, TINY_ITERS * 8 // 9),
+    max_iters=TINY_ITERS,
+    bbox_target=0.30,
+    segm_target=0.25,
+)
+
+PRESETS = {"reference": Config(), "tiny": TINY}

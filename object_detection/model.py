@@ -1,0 +1,284 @@
+"""Mask R-CNN R-50-FPN (MSRA "v1" ResNet body, frozen BN), built from torchvision.models.detection parts.
+
+Spec section 1 (e2e_mask_rcnn_R_50_FPN_1x.yaml + defaults.py @ v0.5). What this file settles:
+  - the ResNet body written out (60 lines) so that the stride-2 of res3/res4/res5 sits in the FIRST 1x1 conv
+    of the first block (STRIDE_IN_1X1=True), its widths scale for the tiny preset, and every BN is a
+    FrozenBatchNorm2d with no eps (affine scale/shift from R-50.pkl, never updated); stem + res2 are frozen
+    (FREEZE_CONV_BODY_AT=2). Module names follow torchvision's ResNet (conv1, bn1, layer1..4, downsample).
+  - FPN on C2..C5 with P6 = max-pool(P5) (torchvision's FeaturePyramidNetwork + LastLevelMaxPool: 1x1 lateral,
+    nearest 2x top-down, 3x3 output, kaiming-uniform a=1 init, no ReLU), anchors 32..512 on P2..P6, ratios
+    0.5/1/2; RPN head 3x3 conv + ReLU, 1x1 objectness and deltas, N(0, 0.01) init.
+  - box head RoIAlign 7x7 (sampling 2, aligned=False, level mapper 224/4/1e-6: torchvision's defaults),
+    2 x FC 1024 (kaiming-uniform a=1), class logits N(0, 0.01) and class-specific deltas N(0, 0.001), weights
+    (10, 10, 5, 5); mask head RoIAlign 14x14 -> 4 x [3x3 conv 256 + ReLU] -> 2x2 transposed conv -> 1x1 conv
+    to the classes, kaiming-normal (fan_out, relu).
+  - input: uint8 RGB images as data.py gives them; `forward` flips them to BGR 0-255 and the transform
+    subtracts the Caffe2 pixel mean with std 1, resizes (shorter side 800, longer <= 1333) and pads to 32.
+  - proposals: 2000 pre-NMS per level in training, 1000 at test; 1000 post-NMS per image in training (the
+    rules' "1000 x images per chip" for the reference's 2000 per 2-image batch), 1000 per image at test.
+  - RPN targets ignore anchors that cross the image border (STRADDLE_THRESH=0); no proposal is dropped for
+    its size (MIN_SIZE=0): `ReferenceRPN`.
+  - the box-head loss: smooth-L1 with beta 1 (torchvision: 1/9): `ReferenceRoIHeads`.
+`load_c2_backbone` copies the Detectron blobs of R-50.pkl into the body (names as maskrcnn-benchmark's
+c2_model_loading.py @ v0.5 maps them).
+Still torchvision's behaviour, not yet the reference's (spec section 5): the mask targets come from
+full-image bitmasks via RoIAlign (allowed by the rules), images are resized by interpolating tensors (the
+reference resizes with PIL to integer sizes), and boxes are continuous coordinates (no Detectron "+1").
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.roi_heads import RoIHeads, maskrcnn_inference, maskrcnn_loss
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.ops import FrozenBatchNorm2d
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+PIXEL_MEAN_BGR = [102.9801, 115.9465, 122.7717]  # Caffe2 convention: BGR, 0-255, std 1
+STAGE_BLOCKS = (3, 4, 6, 3)  # ResNet-50: res2..res5
+
+
+def frozen_bn(channels: int) -> FrozenBatchNorm2d:
+    return FrozenBatchNorm2d(channels, eps=0.0)  # Detectron's AffineChannel: scale and shift, no eps
+
+
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 -> 1x1 (x4 channels) with the stride in the first 1x1 (MSRA ResNet, STRIDE_IN_1X1=True)."""
+
+    def __init__(self, in_channels: int, width: int, stride: int):
+        super().__init__()
+        out_channels = 4 * width
+        self.conv1 = nn.Conv2d(in_channels, width, 1, stride=stride, bias=False)
+        self.bn1 = frozen_bn(width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn2 = frozen_bn(width)
+        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
+        self.bn3 = frozen_bn(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:  # projection shortcut on the first block of a stage
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), frozen_bn(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class ResNetBody(nn.Module):
+    """Stem (7x7/2 conv, BN, ReLU, 3x3/2 max-pool) and res2..res5; stem_width 64 = ResNet-50, 8 = tiny /8."""
+
+    def __init__(self, stem_width: int = 64):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, stem_width, 7, stride=2, padding=3, bias=False)
+        self.bn1 = frozen_bn(stem_width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        in_channels = stem_width
+        for stage, blocks in enumerate(STAGE_BLOCKS):
+            width = stem_width * 2 ** stage
+            layer = []
+            for i in range(blocks):
+                layer.append(Bottleneck(in_channels, width, stride=2 if i == 0 and stage > 0 else 1))
+                in_channels = 4 * width
+            setattr(self, f"layer{stage + 1}", nn.Sequential(*layer))
+        self.out_channels = [stem_width * 4 * 2 ** s for s in range(4)]  # C2..C5
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):  # MSRA fill; R-50.pkl overwrites these
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        # FREEZE_CONV_BODY_AT=2: the stem and res2 get no gradients.
+        for module in (self.conv1, self.layer1):
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # used through IntermediateLayerGetter
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+class ReferenceRPN(RegionProposalNetwork):
+    """torchvision's RPN with two settings of the reference: STRADDLE_THRESH=0 and MIN_SIZE=0.
+
+    Anchors that cross the border of the (resized, unpadded) image are ignored when labelling RPN targets
+    (label -1, after matching, so they are not positives even as a ground truth's best match), as
+    maskrcnn-benchmark's RPN loss does; and no proposal is dropped for being small (torchvision: < 1e-3).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.min_size = 0.0
+        self._image_sizes: list[tuple[int, int]] = []  # (h, w) of the images of the current forward
+
+    def forward(self, images, features, targets=None):
+        self._image_sizes = list(images.image_sizes)
+        return super().forward(images, features, targets)
+
+    def assign_targets_to_anchors(self, anchors, targets):
+        labels, matched_gt_boxes = super().assign_targets_to_anchors(anchors, targets)
+        for labels_per_image, a, (h, w) in zip(labels, anchors, self._image_sizes):
+            inside = (a[:, 0] >= 0) & (a[:, 1] >= 0) & (a[:, 2] < w) & (a[:, 3] < h)
+            labels_per_image[~inside] = -1.0
+        return labels, matched_gt_boxes
+
+
+def fastrcnn_loss_reference(class_logits: torch.Tensor, box_regression: torch.Tensor,
+                            labels: list[torch.Tensor], regression_targets: list[torch.Tensor]):
+    """Box-head losses: softmax CE over all sampled RoIs; smooth-L1 with beta 1 (the reference's; torchvision
+    uses 1/9) on the ground-truth class's deltas of the foreground RoIs, summed, / the number of sampled RoIs.
+
+    class_logits [R, K], box_regression [R, 4K] (R = sampled RoIs of the batch); labels, regression_targets:
+    per image [R_i] and [R_i, 4].
+    """
+    labels = torch.cat(labels)
+    regression_targets = torch.cat(regression_targets)
+    loss_classifier = F.cross_entropy(class_logits, labels)
+    fg = torch.where(labels > 0)[0]
+    box_regression = box_regression.reshape(len(labels), -1, 4)
+    loss_box_reg = F.smooth_l1_loss(box_regression[fg, labels[fg]], regression_targets[fg], beta=1.0,
+                                    reduction="sum") / labels.numel()
+    return loss_classifier, loss_box_reg
+
+
+class ReferenceRoIHeads(RoIHeads):
+    """torchvision's RoIHeads (box and mask branches) with the reference's box loss (beta 1)."""
+
+    def forward(self, features, proposals, image_shapes, targets=None):
+        if self.training:
+            proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals,
+                                                                                                targets)
+        box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
+        class_logits, box_regression = self.box_predictor(box_features)
+        result, losses = [], {}
+        if self.training:
+            loss_classifier, loss_box_reg = fastrcnn_loss_reference(class_logits, box_regression, labels,
+                                                                    regression_targets)
+            losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+            # The mask head sees the foreground RoIs only.
+            fg = [torch.where(lab > 0)[0] for lab in labels]
+            mask_proposals = [p[i] for p, i in zip(proposals, fg)]
+            pos_matched_idxs = [m[i] for m, i in zip(matched_idxs, fg)]
+        else:
+            boxes, scores, classes = self.postprocess_detections(class_logits, box_regression, proposals,
+                                                                 image_shapes)
+            result = [{"boxes": b, "labels": c, "scores": s} for b, s, c in zip(boxes, scores, classes)]
+            mask_proposals = [r["boxes"] for r in result]
+        mask_logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(features, mask_proposals,
+                                                                            image_shapes)))
+        if self.training:
+            losses["loss_mask"] = maskrcnn_loss(mask_logits, mask_proposals, [t["masks"] for t in targets],
+                                                [t["labels"] for t in targets], pos_matched_idxs)
+        else:
+            for mask_prob, r in zip(maskrcnn_inference(mask_logits, [r["labels"] for r in result]), result):
+                r["masks"] = mask_prob  # [N, 1, 28, 28]; MaskRCNN's transform pastes them into the image
+        return result, losses
+
+
+class MaskRCNNR50FPN(MaskRCNN):
+    """torchvision's MaskRCNN fed uint8 RGB images: they become BGR 0-255 floats before the transform."""
+
+    def forward(self, images, targets=None):
+        images = [img.flip(0).float() for img in images]  # RGB -> BGR, 0-255
+        return super().forward(images, targets)
+
+
+def build_model(num_classes: int = 81, stem_width: int = 64, fpn_channels: int = 256,
+                anchor_sizes=(32, 64, 128, 256, 512), box_mlp: int = 1024, mask_channels: int = 256,
+                min_size: int = 800, max_size: int = 1333, rpn_batch_size_per_image: int = 256,
+                rpn_pre_nms_top_n_train: int = 2000, rpn_post_nms_top_n_train: int = 1000,
+                rpn_pre_nms_top_n_test: int = 1000, rpn_post_nms_top_n_test: int = 1000,
+                box_batch_size_per_image: int = 512, box_detections_per_img: int = 100) -> MaskRCNNR50FPN:
+    """Mask R-CNN R-50-FPN with the reference's defaults (spec section 1); num_classes counts background."""
+    body = ResNetBody(stem_width)
+    backbone = BackboneWithFPN(body, return_layers={f"layer{k}": str(k - 1) for k in range(1, 5)},
+                               in_channels_list=body.out_channels, out_channels=fpn_channels,
+                               extra_blocks=LastLevelMaxPool())
+    anchors = AnchorGenerator(tuple((s,) for s in anchor_sizes), ((0.5, 1.0, 2.0),) * len(anchor_sizes))
+    box_head = TwoMLPHead(fpn_channels * 7 * 7, box_mlp)
+    for fc in (box_head.fc6, box_head.fc7):
+        nn.init.kaiming_uniform_(fc.weight, a=1)
+        nn.init.zeros_(fc.bias)
+    box_predictor = FastRCNNPredictor(box_mlp, num_classes)
+    nn.init.normal_(box_predictor.cls_score.weight, std=0.01)
+    nn.init.normal_(box_predictor.bbox_pred.weight, std=0.001)
+    nn.init.zeros_(box_predictor.cls_score.bias)
+    nn.init.zeros_(box_predictor.bbox_pred.bias)
+    mask_head = MaskRCNNHeads(fpn_channels, [mask_channels] * 4, dilation=1)
+    mask_predictor = MaskRCNNPredictor(mask_channels, mask_channels, num_classes)
+    model = MaskRCNNR50FPN(
+        backbone, num_classes=None, min_size=min_size, max_size=max_size,
+        image_mean=PIXEL_MEAN_BGR, image_std=[1.0, 1.0, 1.0],
+        rpn_anchor_generator=anchors, rpn_head=RPNHead(fpn_channels, 3),
+        rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
+        rpn_batch_size_per_image=rpn_batch_size_per_image,
+        box_head=box_head, box_predictor=box_predictor, box_batch_size_per_image=box_batch_size_per_image,
+        box_detections_per_img=box_detections_per_img, mask_head=mask_head, mask_predictor=mask_predictor)
+    rpn = model.rpn  # rebuilt as ReferenceRPN with the same parts and settings
+    model.rpn = ReferenceRPN(rpn.anchor_generator, rpn.head, 0.7, 0.3, rpn_batch_size_per_image, 0.5,
+                             rpn._pre_nms_top_n, rpn._post_nms_top_n, rpn.nms_thresh, rpn.score_thresh)
+    heads = model.roi_heads  # rebuilt as ReferenceRoIHeads with the same parts and settings
+    model.roi_heads = ReferenceRoIHeads(
+        heads.box_roi_pool, heads.box_head, heads.box_predictor, 0.5, 0.5, box_batch_size_per_image, 0.25,
+        None, heads.score_thresh, heads.nms_thresh, heads.detections_per_img,
+        mask_roi_pool=heads.mask_roi_pool, mask_head=heads.mask_head, mask_predictor=heads.mask_predictor)
+    return model
+
+
+# Detectron blobs of R-50.pkl that the model does not use: the stem conv's bias and the ImageNet classifier.
+UNUSED_C2_BLOBS = ("conv1_b", "fc1000_w", "fc1000_b")
+
+
+def c2_blob_name(name: str) -> str:
+    """A ResNetBody parameter/buffer name -> its Detectron blob (c2_model_loading.py @ v0.5, inverted)."""
+    parts = name.split(".")
+    suffix = {"weight": "s", "bias": "b"}
+    if parts[0] == "conv1":
+        return "conv1_w"
+    if parts[0] == "bn1":
+        return f"res_conv1_bn_{suffix[parts[1]]}"
+    stage, block = int(parts[0][len("layer"):]) + 1, parts[1]  # layer1 = res2
+    prefix = f"res{stage}_{block}_"
+    if parts[2] == "downsample":
+        return prefix + ("branch1_w" if parts[3] == "0" else f"branch1_bn_{suffix[parts[4]]}")
+    branch = "abc"[int(parts[2][-1]) - 1]  # conv1/bn1 -> branch2a, ...
+    if parts[2].startswith("conv"):
+        return f"{prefix}branch2{branch}_w"
+    return f"{prefix}branch2{branch}_bn_{suffix[parts[3]]}"
+
+
+def load_c2_backbone(body: ResNetBody, blobs: dict) -> None:
+    """Copy Detectron blobs (R-50.pkl's dict, or {"blobs": dict}) into the body; BN gets mean 0 / var 1.
+
+    Every conv weight and BN scale/shift must have its blob with the right shape, and every blob must be used
+    (apart from UNUSED_C2_BLOBS and optimiser "_momentum" blobs): otherwise ValueError naming the blob.
+    """
+    blobs = blobs.get("blobs", blobs)
+    used = set()
+    with torch.no_grad():
+        for name, tensor in list(body.named_parameters()) + list(body.named_buffers()):
+            if name.endswith("running_mean"):
+                tensor.zero_()
+                continue
+            if name.endswith("running_var"):
+                tensor.fill_(1.0)
+                continue
+            blob_name = c2_blob_name(name)
+            if blob_name not in blobs:
+                raise ValueError(f"backbone weights: blob {blob_name} (for {name}) is missing")
+            value = torch.as_tensor(blobs[blob_name], dtype=torch.float32)
+            if value.shape != tensor.shape:
+                raise ValueError(f"backbone weights: blob {blob_name} has shape {tuple(value.shape)}, "
+                                 f"{name} needs {tuple(tensor.shape)}")
+            tensor.copy_(value)
+            used.add(blob_name)
+    unused = sorted(k for k in blobs if k not in used and k not in UNUSED_C2_BLOBS
+                    and not k.endswith("_momentum"))
+    if unused:
+        raise ValueError(f"backbone weights: blobs not used by the model: {', '.join(unused[:10])}")
