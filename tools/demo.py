@@ -101,8 +101,12 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     n = len(rows)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
-    for ax, r in zip(axes[0], rows):
+    cols = min(n, 4)  # a grid, so seven benchmarks stay readable
+    nrows = -(-n // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, r in zip(axes.flat, rows):
         s = r["summary"] or {}
         evals = s.get("evals", [])
         ax.plot([e["seconds"] for e in evals], [e["value"] for e in evals], "o-",
