@@ -3,7 +3,7 @@
 Sources are named per field; "spec" is specs/object_detection.md of this suite, "@ v0.5" the reference
 mlcommons/training object_detection/ at the v0.5 tag (configs/e2e_mask_rcnn_R_50_FPN_1x.yaml, defaults.py,
 run_and_time.sh). The tiny preset runs the same code on make_tiny_dataset.py's data on two CPU cores (spec
-section 8). The training fields (optimiser, schedule, targets) are read by train.py, which is still to come;
+section 8). The training fields (optimiser, schedule, targets) are read by train.py;
 `model_kwargs` gives model.build_model its arguments.
 
 This module imports only the standard library: bench.py and model.py may import it on a bare GPU machine.
@@ -56,6 +56,13 @@ class Config:
     # Quality (spec section 4): evaluate after every epoch on minival; stop when both are reached (>=).
     bbox_target: float = 0.377
     segm_target: float = 0.339
+    # Run settings (not hyperparameters): epochs to run at most (0: as many as max_iters needs; train.py
+    # --max-epochs overrides), torch threads on CPU (0: torch's default; OMP_NUM_THREADS wins), progress
+    # every N iterations (stderr), images per evaluation forward pass per process (TEST.IMS_PER_BATCH 1).
+    max_epochs: int = 0
+    cpu_threads: int = 0
+    log_every: int = 100
+    eval_batch_size: int = 1
 
 
 def model_kwargs(cfg: Config) -> dict:
@@ -74,11 +81,17 @@ def iterations_per_epoch(train_images: int, global_batch_size: int) -> int:
 
 # Spec section 8: the same topology at width /8 (stem 8, stages 32..256), 3 shape classes + background,
 # shorter side 96 / longer <= 128, FPN 32, anchors 8..128, 64 RPN anchors and 64 RoIs per image, pre-NMS 200
-# per level, post-NMS 200 per 4-image batch (50 per image) in training and 100 per image at test, box MLP 128,
-# mask head 16 channels. Batch 4 at lr 0.02, warmup 50 iterations from 1/3, 8 epochs of the 157 training
-# images that make_tiny_dataset.py leaves (40 iterations each), x0.1 at 2/3 and 8/9 of them (the 480k/640k of
-# 720k pattern). The targets are the spec's starting points, to be calibrated with train.py's tiny runs.
-TINY_ITERS = 8 * iterations_per_epoch(157, 4)
+# per level and 100 per image after NMS at test, box MLP 128, mask head 16 channels. Training keeps up to
+# 1000 proposals per image after NMS (at most 5 x 200 exist before it), the reference's per-image count,
+# which the 0.7.0 compliance check (num_image_candidates a multiple of 1000) also asks of a tiny log. Batch 4,
+# warmup 50 iterations from 1/3, x0.1 at 2/3 and 8/9 of the iterations (the 480k/640k of 720k pattern).
+# Calibrated with train.py (seeds 1-2, 2 cores, ~4.8 s per epoch): lr 0.04 and 12 epochs of the 157 training
+# images that make_tiny_dataset.py leaves (40 iterations each); with 50 proposals per image and the spec's
+# lr 0.02 over 8 epochs it ended at bbox AP 0.25. Runs of all 12 epochs held bbox/segm AP >= 0.54/0.70 from
+# epoch 9 on (0.58-0.62 / 0.72-0.73 at the end); the targets sit ~0.1 below that. With them seeds 1, 2, 3
+# stop after epochs 9, 9, 7 (33-46 s), at bbox 0.49-0.55 / segm 0.62-0.71; shuffled training category ids
+# stay under bbox 0.23 / segm 0.28 over all 12 epochs.
+TINY_ITERS = 12 * iterations_per_epoch(157, 4)
 TINY = Config(
     num_classes=4,
     stem_width=8,
@@ -90,17 +103,20 @@ TINY = Config(
     max_size=128,
     rpn_batch_size_per_image=64,
     rpn_pre_nms_top_n_train=200,
-    rpn_post_nms_top_n_train=50,
+    rpn_post_nms_top_n_train=1000,
     rpn_pre_nms_top_n_test=200,
     rpn_post_nms_top_n_test=100,
     box_batch_size_per_image=64,
     global_batch_size=4,
-    base_lr=0.02,
+    base_lr=0.04,
     warmup_iters=50,
-    decay_steps=(TINY_ITERS * 2 // 3, TINY_ITERS * 8 // 9),
+    decay_steps=(round(TINY_ITERS * 2 / 3), round(TINY_ITERS * 8 / 9)),
     max_iters=TINY_ITERS,
-    bbox_target=0.30,
-    segm_target=0.25,
+    bbox_target=0.45,
+    segm_target=0.60,
+    cpu_threads=1,
+    log_every=10,
+    eval_batch_size=4,
 )
 
 PRESETS = {"reference": Config(), "tiny": TINY}

@@ -32,7 +32,7 @@ def test_tiny_preset_matches_the_tiny_dataset(tiny_data):
     train = data.CocoDetection(data.coco_splits(tiny_data)["train"], train=True)
     assert cfg.num_classes == train.category_map.num_classes
     per_epoch = config.iterations_per_epoch(len(train), cfg.global_batch_size)
-    assert cfg.max_iters == 8 * per_epoch
+    assert cfg.max_iters == 12 * per_epoch
     assert cfg.decay_steps == (round(cfg.max_iters * 480 / 720), round(cfg.max_iters * 640 / 720))
     m = model.build_model(**config.model_kwargs(cfg))
     assert m.backbone.body.layer4[0].conv3.out_channels == 256 and m.backbone.out_channels == 32

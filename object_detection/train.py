@@ -1,0 +1,476 @@
+#!/usr/bin/env python3
+"""Train Mask R-CNN R-50-FPN on COCO until bbox and mask AP both reach their targets (MLPerf v0.5 reference).
+
+    ./train.py --data-dir ./data                                    # one process, a GPU if there is one
+    torchrun --nproc_per_node 8 train.py --data-dir ./data          # 8 processes, same global batch
+    ./make_tiny_dataset.py /tmp/tiny && ./train.py --data-dir /tmp/tiny --config tiny --device cpu
+
+DATA_DIR holds the COCO 2014 archives (train2014.zip, val2014.zip, annotations_trainval2014.zip,
+coco_annotations_minival.tgz) and R-50.pkl; when train2014/, val2014/ or annotations/ are missing, train.py
+unpacks the archives first (before INIT_START: untimed, as the reference's unzip). What is timed (RUN_START to
+RUN_STOP): reading the COCO jsons, every epoch's input pipeline and training steps, the evaluation on every
+minival image after every epoch, and the per-epoch checkpoints. SGD with momentum, weight decay on weights
+only, biases at 2x the learning rate, linear warmup from 1/3, x0.1 steps (per iteration): spec section 3
+and config.py. `--global-batch-size` scales the learning rate linearly and the iteration counts inversely.
+Writes OUTPUT_DIR/mlperf.log (:::MLLOG lines, also on stdout), summary.json and checkpoint.pt; progress goes
+to stderr. Exit status 0 when both targets were reached.
+"""
+
+import argparse
+import bisect
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+import tarfile
+import time
+import zipfile
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from mlperf_logging import mllog
+from mlperf_logging.mllog import constants
+from torch.nn.parallel import DistributedDataParallel
+
+import data
+import metrics
+import model as model_lib
+from config import PRESETS, Config, iterations_per_epoch, model_kwargs
+
+BENCHMARK = "object_detection"
+HERE = os.path.dirname(os.path.abspath(__file__))
+ARCHIVES = ("train2014.zip", "val2014.zip", "annotations_trainval2014.zip", "coco_annotations_minival.tgz")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./data"),
+                   help="COCO 2014 archives or their folders, and R-50.pkl (default: $DATA_DIR or ./data)")
+    p.add_argument("--output-dir", default=os.environ.get("OUTPUT_DIR", "./output"),
+                   help="mlperf.log, summary.json, checkpoint.pt (default: $OUTPUT_DIR or ./output)")
+    p.add_argument("--config", choices=sorted(PRESETS), default="reference", help="hyperparameter preset")
+    p.add_argument("--seed", type=int, default=None,
+                   help="run seed (default: drawn at random, shared by all ranks)")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast, fp16 + loss scaling before Ampere (default: off: fp32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training model")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUTPUT_DIR/checkpoint.pt if it exists")
+    p.add_argument("--max-epochs", type=int, default=None,
+                   help="stop after this many epochs (default: as many as the preset's iterations need)")
+    p.add_argument("--target", type=float, nargs=2, default=None, metavar=("BBOX", "SEGM"),
+                   help="override the preset's targets (0.377 0.339)")
+    p.add_argument("--global-batch-size", type=int, default=None,
+                   help="override the preset's global batch: lr x B/B0, decay/max iterations x B0/B")
+    return p
+
+
+def scale_config(cfg: Config, global_batch_size: int) -> Config:
+    """The allowed batch scaling (spec section 3): lr linear in the batch, decay and last iterations inverse
+    to it, warmup unchanged (batch 16 from the reference's 2 gives Detectron's 1x: lr 0.02, 60k/80k/90k)."""
+    k = cfg.global_batch_size / global_batch_size
+    return dataclasses.replace(
+        cfg, global_batch_size=global_batch_size, base_lr=cfg.base_lr / k,
+        decay_steps=tuple(round(s * k) for s in cfg.decay_steps), max_iters=round(cfg.max_iters * k))
+
+
+def lr_factor(it: int, cfg: Config) -> float:
+    """maskrcnn-benchmark's WarmupMultiStepLR at iteration `it` (0-based): linear warmup from warmup_factor
+    over warmup_iters, times decay_factor per decay step passed (bisect_right: x0.1 from iteration 480000)."""
+    warmup = 1.0
+    if it < cfg.warmup_iters:
+        alpha = it / cfg.warmup_iters
+        warmup = cfg.warmup_factor * (1 - alpha) + alpha
+    return warmup * cfg.decay_factor ** bisect.bisect_right(cfg.decay_steps, it)
+
+
+def param_groups(model: torch.nn.Module, cfg: Config) -> list[dict]:
+    """The reference's solver/build.py: every trainable parameter whose name holds "bias" gets
+    base_lr x bias_lr_factor and weight_decay_bias; the others base_lr and weight_decay. "base_lr" stays in
+    each group so the schedule can scale it."""
+    weights, biases = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (biases if "bias" in name else weights).append(p)
+    return [{"params": weights, "base_lr": cfg.base_lr, "weight_decay": cfg.weight_decay},
+            {"params": biases, "base_lr": cfg.base_lr * cfg.bias_lr_factor,
+             "weight_decay": cfg.weight_decay_bias}]
+
+
+def set_lr(optimizer: torch.optim.Optimizer, it: int, cfg: Config) -> None:
+    factor = lr_factor(it, cfg)
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+
+
+def unpack_archives(data_dir: str) -> bool:
+    """Unpack the COCO 2014 archives in DATA_DIR when their folders are missing -> whether anything was done.
+    A folder is written under a temporary name and renamed, so an interrupted unpack is redone."""
+    wanted = {"train2014.zip": "train2014", "val2014.zip": "val2014"}
+    done = False
+    for archive, folder in wanted.items():
+        path = os.path.join(data_dir, archive)
+        if not os.path.isdir(os.path.join(data_dir, folder)) and os.path.isfile(path):
+            tmp = os.path.join(data_dir, f".{folder}.unpacking")
+            with zipfile.ZipFile(path) as zf:
+                zf.extractall(tmp)
+            os.replace(os.path.join(tmp, folder), os.path.join(data_dir, folder))
+            os.rmdir(tmp)
+            done = True
+    try:
+        data.coco_splits(data_dir)
+    except data.DataError:
+        annotations = [os.path.join(data_dir, a) for a in ARCHIVES[2:]]
+        if all(os.path.isfile(a) for a in annotations):
+            with zipfile.ZipFile(annotations[0]) as zf:
+                zf.extractall(data_dir)
+            with tarfile.open(annotations[1]) as tf:
+                tf.extractall(data_dir, filter="data")
+            done = True
+    return done
+
+
+def rotate_log(path: str) -> None:
+    """Keep one run per file: mlperf.log -> mlperf.log.1 (older ones shift to .2, .3, ...)."""
+    if not os.path.exists(path):
+        return
+    n = 1
+    while os.path.exists(f"{path}.{n}"):
+        n += 1
+    for i in range(n - 1, 0, -1):
+        os.replace(f"{path}.{i}", f"{path}.{i + 1}")
+    os.replace(path, f"{path}.1")
+
+
+def make_mllog_logger(output_dir: str, rank: int) -> logging.Logger:
+    """Rank 0 logs to stdout and OUTPUT_DIR/mlperf.log; other ranks get a logger that drops INFO."""
+    # A fresh logger (and name) per run: main() may run several times in one process (the tests).
+    logger = logging.Logger(f"{BENCHMARK}.mllog.{time.monotonic_ns()}")
+    logger.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+    if rank == 0:
+        path = os.path.join(output_dir, "mlperf.log")
+        rotate_log(path)
+        logger.addHandler(logging.StreamHandler(sys.stdout))
+        logger.addHandler(logging.FileHandler(path))
+    return logger
+
+
+def save_checkpoint(path: str, state: dict) -> None:
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a crash mid-write leaves the previous checkpoint intact
+
+
+def eval_shard(n: int, rank: int, world_size: int) -> list[int]:
+    """The evaluation images of one rank: every image exactly once over all ranks (no padding repeats)."""
+    return list(range(rank, n, world_size))
+
+
+@torch.no_grad()
+def predict(model, dataset, indices: list[int], batch_size: int, device, autocast) -> list[dict]:
+    """COCO results (category ids mapped back) for dataset[indices], batch_size images per forward."""
+    model.eval()
+    results = []
+    for start in range(0, len(indices), batch_size):
+        images, targets = data.collate([dataset[i] for i in indices[start:start + batch_size]])
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            outputs = model([im.to(device) for im in images])
+        outputs = [{k: v.float() if v.is_floating_point() else v for k, v in o.items()} for o in outputs]
+        results += metrics.coco_results([(t["image_id"], o) for t, o in zip(targets, outputs)],
+                                        dataset.category_map)
+    model.train()
+    return results
+
+
+def gather_results(results: list[dict], world_size: int) -> list[dict]:
+    if world_size == 1:
+        return results
+    parts = [None] * world_size
+    dist.all_gather_object(parts, results)
+    return [r for part in parts for r in part]
+
+
+def train_one_epoch(model, optimizer, scaler, loader, cfg, device, autocast, first_iter: int,
+                    log_prefix: str, log_every: int) -> tuple[float, int]:
+    """One pass over this rank's batches (stopping at cfg.max_iters) -> (sum of losses, iterations)."""
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    it = first_iter
+    tic = time.time()
+    for i, (images, targets) in enumerate(loader):
+        if it >= cfg.max_iters:
+            break
+        images = [im.to(device, non_blocking=True) for im in images]
+        targets = [{k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in t.items()}
+                   for t in targets]
+        set_lr(optimizer, it, cfg)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            losses = model(images, targets)
+        loss = sum(v.float() for v in losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        loss_sum += loss.detach()
+        it += 1
+        if log_every and (i + 1) % log_every == 0:
+            rate = (i + 1) / (time.time() - tic)
+            parts = " ".join(f"{k.removeprefix('loss_')} {v.item():.3f}" for k, v in losses.items())
+            print(f"{log_prefix} iter {i + 1}/{len(loader)} loss {loss.item():.4f} ({parts}) "
+                  f"lr {optimizer.param_groups[0]['lr']:.5f} {rate:.2f} it/s", file=sys.stderr, flush=True)
+    return loss_sum, it - first_iter
+
+
+def main(argv=None) -> int:
+    args = get_args_parser().parse_args(argv)
+    cfg = PRESETS[args.config]
+    if args.global_batch_size is not None:
+        cfg = scale_config(cfg, args.global_batch_size)
+    if args.target is not None:
+        cfg = dataclasses.replace(cfg, bbox_target=args.target[0], segm_target=args.target[1])
+    if args.max_epochs is not None:
+        cfg = dataclasses.replace(cfg, max_epochs=args.max_epochs)
+
+    # Distributed: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; a plain `python train.py` is one process.
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank if world_size > 1 else (device.index or 0))
+        torch.cuda.set_device(device)
+    if world_size > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        if cfg.global_batch_size % world_size:
+            raise SystemExit(f"global batch {cfg.global_batch_size} is not divisible by {world_size} ranks")
+        os.makedirs(args.output_dir, exist_ok=True)
+        if rank == 0 and unpack_archives(args.data_dir):
+            print(f"unpacked the archives in {args.data_dir}", file=sys.stderr, flush=True)
+        if world_size > 1:
+            dist.barrier()
+        mllog.config(logger=make_mllog_logger(args.output_dir, rank), root_dir=HERE)
+        mllogger = mllog.get_mllogger()
+        try:
+            return train(args, cfg, mllogger, device, rank, world_size)
+        except data.DataError as e:
+            print(f"train.py: error: {e}", file=sys.stderr)
+            return 2
+        finally:
+            for handler in mllogger.logger.handlers:
+                handler.close()
+    finally:
+        if world_size > 1:
+            dist.destroy_process_group()
+
+
+def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
+    def progress(msg: str, all_ranks: bool = False):
+        if rank == 0 or all_ranks:
+            print(f"[rank {rank}] {msg}" if world_size > 1 else msg, file=sys.stderr, flush=True)
+
+    mllogger.event(key=constants.CACHE_CLEAR, value=False)  # the OS page cache is not dropped (needs root)
+    mllogger.start(key=constants.INIT_START)
+
+    if not args.config.startswith("tiny") and os.path.exists(os.path.join(args.data_dir, "tiny.md5")):
+        raise data.DataError(f"{args.data_dir} holds tiny.md5 (synthetic data): a reference run on it is "
+                             "not a result; use --config tiny, or a DATA_DIR with the real COCO")
+    checkpoint_path = os.path.join(args.output_dir, "checkpoint.pt")
+    checkpoint = None
+    if args.resume and os.path.exists(checkpoint_path):
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        if checkpoint["config"] != args.config:
+            raise data.DataError(f"{checkpoint_path}: written by a --config {checkpoint['config']} run")
+    elif args.resume:
+        progress(f"--resume: no {checkpoint_path}; starting from scratch")
+
+    seed = args.seed
+    if checkpoint is not None:
+        if seed is not None and seed != checkpoint["seed"]:
+            progress(f"--resume: continuing with the checkpoint's seed {checkpoint['seed']}, not {seed}")
+        seed = checkpoint["seed"]
+    elif seed is None:
+        seed = int.from_bytes(os.urandom(4), "little") >> 1
+        if world_size > 1:
+            box = [seed]
+            dist.broadcast_object_list(box, src=0)
+            seed = box[0]
+    torch.manual_seed(seed)
+
+    amp = bool(args.amp)
+    half = torch.bfloat16 if device.type != "cuda" or torch.cuda.get_device_capability(device) >= (8, 0) \
+        else torch.float16
+    autocast = half if amp else None
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    if device.type == "cpu" and cfg.cpu_threads and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(cfg.cpu_threads)
+
+    local_batch = cfg.global_batch_size // world_size
+    mllogger.event(key=constants.SUBMISSION_BENCHMARK, value=constants.MASKRCNN)
+    mllogger.event(key=constants.SUBMISSION_ORG, value=os.environ.get("SUBMISSION_ORG", "reference"))
+    mllogger.event(key=constants.SUBMISSION_DIVISION, value=constants.CLOSED)
+    mllogger.event(key=constants.SUBMISSION_STATUS, value=constants.RESEARCH)
+    mllogger.event(key=constants.SUBMISSION_PLATFORM, value=f"{world_size}x{device_name}")
+    mllogger.event(key=constants.SUBMISSION_POC_NAME,
+                   value=os.environ.get("SUBMISSION_POC_NAME", "reference"))
+    mllogger.event(key=constants.SUBMISSION_ENTRY, value=os.environ.get("SUBMISSION_ENTRY", "reference"))
+    mllogger.event(key=constants.SEED, value=seed)
+    mllogger.event(key=constants.GLOBAL_BATCH_SIZE, value=cfg.global_batch_size)
+    mllogger.event(key=constants.OPT_BASE_LR, value=cfg.base_lr)
+    mllogger.event(key=constants.OPT_LR_WARMUP_STEPS, value=cfg.warmup_iters)
+    mllogger.event(key=constants.OPT_LR_WARMUP_FACTOR, value=cfg.warmup_factor)
+    mllogger.event(key=constants.OPT_LR_DECAY_FACTOR, value=cfg.decay_factor)
+    mllogger.event(key=constants.OPT_LR_DECAY_STEPS, value=list(cfg.decay_steps))
+    # Proposals kept after NMS per image in training (the rules allow counting per image).
+    mllogger.event(key=constants.NUM_IMAGE_CANDIDATES, value=cfg.rpn_post_nms_top_n_train)
+    mllogger.event(key=constants.MIN_IMAGE_SIZE, value=cfg.min_size)
+    mllogger.event(key=constants.MAX_IMAGE_SIZE, value=cfg.max_size)
+    mllogger.event(key="opt_name", value="sgd")
+    mllogger.event(key="opt_momentum", value=cfg.momentum)
+    mllogger.event(key="opt_weight_decay", value=cfg.weight_decay,
+                   metadata={"biases": cfg.weight_decay_bias, "bias_lr_factor": cfg.bias_lr_factor})
+    mllogger.event(key="max_iterations", value=cfg.max_iters)
+    mllogger.event(key="eval_target", value={"BBOX": cfg.bbox_target, "SEGM": cfg.segm_target})
+
+    raw_model = model_lib.build_model(**model_kwargs(cfg)).to(device)
+    if checkpoint is None:  # ImageNet-initialised backbone (read before RUN_START, as the reference's init)
+        model_lib.load_c2_backbone(raw_model.backbone.body,
+                                   data.read_detectron_weights(os.path.join(args.data_dir, "R-50.pkl")))
+    model = DistributedDataParallel(raw_model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world_size > 1 else raw_model
+    if args.compile:
+        model = torch.compile(model)
+    optimizer = torch.optim.SGD(param_groups(raw_model, cfg), lr=cfg.base_lr, momentum=cfg.momentum)
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast == torch.float16)
+    first_epoch, it, evals = 1, 0, []
+    if checkpoint is not None:
+        raw_model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        first_epoch, it, evals = checkpoint["epoch"] + 1, checkpoint["iteration"], checkpoint["evals"]
+        mllogger.event(key="resumed", value=True, metadata={
+            "from_epoch": checkpoint["epoch"], "note": "not an MLPerf result: the clock restarted"})
+        progress(f"resumed from {checkpoint_path} after epoch {checkpoint['epoch']}")
+        if evals and reached(evals[-1], cfg):
+            progress("the checkpointed run had already reached both targets; nothing to do")
+            return 0
+    mllogger.end(key=constants.INIT_STOP)
+    if world_size > 1:
+        dist.barrier()
+    mllogger.start(key=constants.RUN_START)
+    run_start = time.time()
+
+    # ---- timed from here: reading the COCO jsons, training, evaluations, checkpoints ----
+    splits = data.coco_splits(args.data_dir)
+    train_set = data.CocoDetection(splits["train"], train=True)
+    eval_set = data.CocoDetection(splits["eval"], train=False)
+    if len(train_set.category_map.coco_ids) + 1 != cfg.num_classes:
+        raise data.DataError(f"{args.data_dir}: {len(train_set.category_map.coco_ids)} categories; the "
+                             f"{args.config} preset has {cfg.num_classes - 1}")
+    ground_truth = metrics.load_ground_truth(splits["eval"][0][0])
+    sampler = data.AspectRatioBatchSampler(train_set.aspect_groups(), local_batch, seed, rank, world_size,
+                                           cfg.flip_prob)
+    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=data.collate,
+                                         num_workers=0 if device.type == "cpu" else 4,
+                                         pin_memory=device.type == "cuda")
+    mllogger.event(key=constants.TRAIN_SAMPLES, value=len(train_set))
+    mllogger.event(key=constants.EVAL_SAMPLES, value=len(eval_set))
+    max_epochs = cfg.max_epochs or math.ceil(cfg.max_iters / len(sampler))
+    progress(f"{len(train_set)} training images, {len(sampler)} iterations per epoch (the reference counts "
+             f"{iterations_per_epoch(len(train_set), cfg.global_batch_size)}), {len(eval_set)} eval images, "
+             f"at most {max_epochs} epochs / {cfg.max_iters} iterations")
+    shard = eval_shard(len(eval_set), rank, world_size)
+
+    def run_eval(epoch: int) -> dict:
+        mllogger.start(key=constants.EVAL_START, metadata={"epoch_num": epoch})
+        results = gather_results(predict(raw_model, eval_set, shard, cfg.eval_batch_size, device, autocast),
+                                 world_size)
+        box = [metrics.coco_evaluate(ground_truth, results, [r["image_id"] for r in eval_set.records])
+               if rank == 0 else None]
+        if world_size > 1:
+            dist.broadcast_object_list(box, src=0)  # every rank makes the same stop decision
+        accuracy = box[0]
+        seconds = time.time() - run_start
+        mllogger.event(key=constants.EVAL_ACCURACY, value=accuracy, metadata={"epoch_num": epoch})
+        mllogger.end(key=constants.EVAL_STOP, metadata={"epoch_num": epoch})
+        entry = {"epoch": epoch, "seconds": round(seconds, 3), "value": scalar(accuracy, cfg), **accuracy}
+        evals.append(entry)
+        progress(f"epoch {epoch} eval bbox AP {accuracy['BBOX']:.4f} segm AP {accuracy['SEGM']:.4f} "
+                 f"({seconds:.1f} s since run start)")
+        return entry
+
+    status = constants.ABORTED
+    epoch = first_epoch - 1
+    for epoch in range(first_epoch, max_epochs + 1):
+        if it >= cfg.max_iters:
+            epoch -= 1
+            break
+        block = {"first_epoch_num": epoch, "epoch_count": 1}  # an evaluation after every epoch
+        mllogger.start(key=constants.BLOCK_START, metadata=block)
+        mllogger.start(key=constants.EPOCH_START, metadata={"epoch_num": epoch})
+        sampler.set_epoch(epoch)
+        torch.manual_seed(epoch_seed(seed, epoch, rank))  # RPN/RoI sampling: a resumed run draws the same
+        tic = time.time()
+        loss_sum, iters = train_one_epoch(model, optimizer, scaler, loader, cfg, device, autocast, it,
+                                          f"epoch {epoch}", cfg.log_every if rank == 0 else 0)
+        it += iters
+        if world_size > 1:
+            dist.all_reduce(loss_sum)
+        mean_loss = loss_sum.item() / max(iters * world_size, 1)
+        mllogger.end(key=constants.EPOCH_STOP, metadata={"epoch_num": epoch})
+        progress(f"epoch {epoch} done: {iters} iterations, loss {mean_loss:.4f}, {time.time() - tic:.1f} s")
+        if not math.isfinite(mean_loss):
+            progress(f"epoch {epoch}: non-finite loss, stopping")
+            mllogger.end(key=constants.BLOCK_STOP, metadata=block)
+            break
+        entry = run_eval(epoch)
+        mllogger.end(key=constants.BLOCK_STOP, metadata=block)
+        if rank == 0:  # no RNG state needed: every draw comes from (seed, epoch, rank)
+            save_checkpoint(checkpoint_path, {
+                "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(), "epoch": epoch, "iteration": it, "evals": evals, "seed": seed,
+                "config": args.config})
+        if reached(entry, cfg):
+            status = constants.SUCCESS
+            break
+
+    if world_size > 1:
+        dist.barrier()
+    mllogger.end(key=constants.RUN_STOP, metadata={"status": status})
+    seconds = time.time() - run_start
+    success = status == constants.SUCCESS
+    progress(f"{'reached' if success else 'did not reach'} bbox AP {cfg.bbox_target} and segm AP "
+             f"{cfg.segm_target} after epoch {epoch} in {seconds:.1f} s (RUN_START to RUN_STOP)")
+    if rank == 0:
+        summary = {"benchmark": BENCHMARK, "metric": "min(BBOX/bbox_target, SEGM/segm_target)",
+                   "higher_is_better": True, "target": 1.0, "targets": {"BBOX": cfg.bbox_target,
+                                                                         "SEGM": cfg.segm_target},
+                   "reached": evals[-1]["value"] if evals else None, "success": success, "epochs": epoch,
+                   "iterations": it, "seconds": round(seconds, 3), "seed": seed, "world_size": world_size,
+                   "resumed": checkpoint is not None, "evals": evals}
+        with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+    return 0 if success else 1
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The torch seed of one rank's epoch (the RPN and RoI heads sample anchors and proposals with it)."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
+def scalar(accuracy: dict, cfg: Config) -> float:
+    """summary.json's one number per evaluation: the smaller of the two AP/target ratios (>= 1: both met)."""
+    return round(min(accuracy["BBOX"] / cfg.bbox_target, accuracy["SEGM"] / cfg.segm_target), 6)
+
+
+def reached(entry: dict, cfg: Config) -> bool:
+    return entry["BBOX"] >= cfg.bbox_target and entry["SEGM"] >= cfg.segm_target
+
+
+if __name__ == "__main__":
+    sys.exit(main())
