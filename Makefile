@@ -15,8 +15,8 @@ BOOT_PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
-FOLDERS := $(patsubst %/run_and_time.sh,%,$(wildcard */run_and_time.sh))
-# A folder whose benchmark is still being built (no run_and_time.sh yet) has its tests run too.
+# Every folder with tests/, finished benchmark or still being built (tools/demo.py and tools/bench.py
+# find the benchmark folders themselves).
 TEST_FOLDERS := $(patsubst %/tests/,%,$(wildcard */tests/))
 REQUIREMENTS := requirements-dev.txt $(wildcard */requirements.txt)
 BENCH ?=
