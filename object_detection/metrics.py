@@ -6,10 +6,15 @@ original image: boxes float [N, 4] x1, y1, x2, y2; labels int64 [N] contiguous 1
 masks float [N, 1, H, W] (probabilities pasted into the image; thresholded at 0.5, as the reference's
 Masker does) or uint8/bool [N, H, W]. `coco_results` turns them into pycocotools result entries in COCO
 ids ([x, y, w, h] boxes, RLE masks) and `coco_evaluate` scores them against the ground-truth json.
+`serve_evaluations` is the loop of train.py's evaluation worker process: it runs `coco_evaluate` on the
+result lists it receives, so that training need not wait for pycocotools (minutes of one CPU core on the
+5,000 minival images).
 """
 
 import contextlib
 import io
+import signal
+import traceback
 
 import numpy as np
 import torch
@@ -86,3 +91,27 @@ def coco_evaluate(ground_truth, results: list[dict], image_ids=None, iou_types=(
             evaluator.summarize()
             accuracy[keys[iou_type]] = max(float(evaluator.stats[0]), 0.0)  # -1 means "no ground truth"
     return accuracy
+
+
+def serve_evaluations(conn, ground_truth_path: str, image_ids: list[int]) -> None:
+    """The evaluation worker process: load the ground truth once, then for each (epoch, results) received on
+    `conn` send back ("ok", epoch, {"BBOX": AP, "SEGM": AP}); None or a closed pipe (the trainer is gone)
+    ends it. On an exception it sends ("error", epoch, traceback text) and exits with status 1, so the
+    trainer fails with the worker's own message rather than waiting."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group: the trainer closes us
+    epoch = None
+    try:
+        ground_truth = load_ground_truth(ground_truth_path)
+        while True:
+            try:
+                job = conn.recv()
+            except EOFError:
+                return
+            if job is None:
+                return
+            epoch, results = job
+            conn.send(("ok", epoch, coco_evaluate(ground_truth, results, image_ids)))
+    except Exception:
+        with contextlib.suppress(OSError):
+            conn.send(("error", epoch, traceback.format_exc()))
+        raise SystemExit(1) from None

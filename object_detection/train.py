@@ -6,27 +6,39 @@
     ./make_tiny_dataset.py /tmp/tiny && ./train.py --data-dir /tmp/tiny --config tiny --device cpu
 
 DATA_DIR holds the COCO 2014 archives (train2014.zip, val2014.zip, annotations_trainval2014.zip,
-coco_annotations_minival.tgz) and R-50.pkl; when train2014/, val2014/ or annotations/ are missing, train.py
-unpacks the archives first (before INIT_START: untimed, as the reference's unzip). What is timed (RUN_START to
-RUN_STOP): reading the COCO jsons, every epoch's input pipeline and training steps, the evaluation on every
-minival image after every epoch, and the per-epoch checkpoints. SGD with momentum, weight decay on weights
+coco_annotations_minival.tgz) and R-50.pkl; when train2014/, val2014/ or annotations/ are missing, extract.py
+unpacks the archives first (before INIT_START: untimed, as the reference's unzip; run_and_time.sh runs it
+before its clock starts). What is timed (RUN_START to RUN_STOP): reading the COCO jsons, every epoch's input
+pipeline and training steps, the evaluation on every minival image after every epoch, and the per-epoch
+checkpoints. SGD with momentum, weight decay on weights
 only, biases at 2x the learning rate, linear warmup from 1/3, x0.1 steps (per iteration): spec section 3
 and config.py. `--global-batch-size` scales the learning rate linearly and the iteration counts inversely.
+
+Evaluation after epoch e: every rank runs inference on its shard of minival with epoch e's weights (it needs
+them, and the accelerator), the results are gathered on rank 0, and rank 0 hands them to a worker process
+that runs pycocotools (bbox + segm: minutes of one CPU core on 5,000 images) while epoch e+1 trains, as the
+optimised v0.6/v0.7 submissions did (`--no-async-eval`: score in line, as the v0.5 reference). Every
+`eval_poll_every` iterations the ranks learn through one broadcast whether the result has arrived and met
+both targets; then they all stop at that iteration, so the time to train includes the iterations trained
+while the evaluation ran. At most one evaluation is in flight: the end of epoch e+1 waits for epoch e's, and
+the end of the schedule waits for the last one.
+
 Writes OUTPUT_DIR/mlperf.log (:::MLLOG lines, also on stdout), summary.json and checkpoint.pt; progress goes
-to stderr. Exit status 0 when both targets were reached.
+to stderr. Exit status 0 when both targets were reached, 1 when not, 2 on bad input, 3 when the COCO
+evaluation failed.
 """
 
 import argparse
 import bisect
+import contextlib
 import dataclasses
 import json
 import logging
 import math
+import multiprocessing
 import os
 import sys
-import tarfile
 import time
-import zipfile
 
 import numpy as np
 import torch
@@ -36,13 +48,13 @@ from mlperf_logging.mllog import constants
 from torch.nn.parallel import DistributedDataParallel
 
 import data
+import extract
 import metrics
 import model as model_lib
 from config import PRESETS, Config, iterations_per_epoch, model_kwargs
 
 BENCHMARK = "object_detection"
 HERE = os.path.dirname(os.path.abspath(__file__))
-ARCHIVES = ("train2014.zip", "val2014.zip", "annotations_trainval2014.zip", "coco_annotations_minival.tgz")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -67,6 +79,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="override the preset's targets (0.377 0.339)")
     p.add_argument("--global-batch-size", type=int, default=None,
                    help="override the preset's global batch: lr x B/B0, decay/max iterations x B0/B")
+    p.add_argument("--async-eval", action=argparse.BooleanOptionalAction, default=True,
+                   help="score each epoch's COCO results in a worker process while training goes on "
+                        "(default: on; off: wait for the score after every epoch)")
     return p
 
 
@@ -106,33 +121,6 @@ def set_lr(optimizer: torch.optim.Optimizer, it: int, cfg: Config) -> None:
     factor = lr_factor(it, cfg)
     for group in optimizer.param_groups:
         group["lr"] = group["base_lr"] * factor
-
-
-def unpack_archives(data_dir: str) -> bool:
-    """Unpack the COCO 2014 archives in DATA_DIR when their folders are missing -> whether anything was done.
-    A folder is written under a temporary name and renamed, so an interrupted unpack is redone."""
-    wanted = {"train2014.zip": "train2014", "val2014.zip": "val2014"}
-    done = False
-    for archive, folder in wanted.items():
-        path = os.path.join(data_dir, archive)
-        if not os.path.isdir(os.path.join(data_dir, folder)) and os.path.isfile(path):
-            tmp = os.path.join(data_dir, f".{folder}.unpacking")
-            with zipfile.ZipFile(path) as zf:
-                zf.extractall(tmp)
-            os.replace(os.path.join(tmp, folder), os.path.join(data_dir, folder))
-            os.rmdir(tmp)
-            done = True
-    try:
-        data.coco_splits(data_dir)
-    except data.DataError:
-        annotations = [os.path.join(data_dir, a) for a in ARCHIVES[2:]]
-        if all(os.path.isfile(a) for a in annotations):
-            with zipfile.ZipFile(annotations[0]) as zf:
-                zf.extractall(data_dir)
-            with tarfile.open(annotations[1]) as tf:
-                tf.extractall(data_dir, filter="data")
-            done = True
-    return done
 
 
 def rotate_log(path: str) -> None:
@@ -195,9 +183,100 @@ def gather_results(results: list[dict], world_size: int) -> list[dict]:
     return [r for part in parts for r in part]
 
 
+class EvalError(RuntimeError):
+    """The COCO evaluation of an epoch failed (in the worker process, or on rank 0 seen from another rank)."""
+
+
+class CocoEvaluator:
+    """Rank 0's pycocotools scoring of one epoch's gathered COCO results at a time.
+
+    Asynchronous: a worker process (metrics.serve_evaluations) started once per run with "spawn" (a forked
+    copy of a trainer that holds CUDA state and threads is not safe); it reads the ground-truth json once and
+    scores each result list it is sent while the next epoch trains. One duplex pipe carries (epoch, results)
+    there and (status, epoch, accuracy or traceback) back; a worker that dies or raises makes take() raise
+    EvalError instead of waiting. close() ends the worker (also on errors: train() calls it in a finally);
+    a trainer killed outright closes the pipe, which ends the worker too (once the trainer's DataLoader
+    workers, which hold copies of it, have followed their parent). Synchronous
+    (--no-async-eval): submit() scores in this process. `pending` keeps the (epoch, results) submitted and
+    not yet taken, for the checkpoint.
+    """
+
+    def __init__(self, ground_truth_path: str, image_ids: list[int], asynchronous: bool):
+        self.ground_truth_path, self.image_ids = ground_truth_path, list(image_ids)
+        self.pending: tuple[int, list[dict]] | None = None
+        self._accuracy = self._ground_truth = None  # synchronous: the pending epoch's score, the truth
+        self._process = self._conn = None
+        if asynchronous:
+            ctx = multiprocessing.get_context("spawn")
+            self._conn, child_conn = ctx.Pipe()
+            self._process = ctx.Process(target=metrics.serve_evaluations, name="coco-eval", daemon=True,
+                                        args=(child_conn, self.ground_truth_path, self.image_ids))
+            self._process.start()
+            child_conn.close()  # only the worker holds its end: its exit reads as EOF here
+
+    def submit(self, epoch: int, results: list[dict]) -> None:
+        assert self.pending is None, "one evaluation at a time: take() the previous one first"
+        self.pending = (epoch, results)
+        if self._process is None:
+            if self._ground_truth is None:
+                self._ground_truth = metrics.load_ground_truth(self.ground_truth_path)
+            self._accuracy = metrics.coco_evaluate(self._ground_truth, results, self.image_ids)
+            return
+        try:
+            self._conn.send((epoch, results))  # the worker is idle (it returned the previous one): no wait
+        except OSError:
+            pass  # the worker is gone; take() reports why
+
+    def take(self, wait: bool) -> tuple[int, dict] | None:
+        """(epoch, {"BBOX": AP, "SEGM": AP}) of the pending evaluation once it is done (wait: block until
+        then), else None."""
+        if self.pending is None:
+            return None
+        epoch = self.pending[0]
+        if self._process is None:
+            accuracy = self._accuracy
+        else:
+            while not self._conn.poll(1.0 if wait else 0):  # a message, or EOF once the worker is gone
+                if not self._process.is_alive() and not self._conn.poll(0):
+                    raise self._died(epoch)
+                if not wait:
+                    return None
+            try:
+                status, _, accuracy = self._conn.recv()
+            except EOFError:
+                raise self._died(epoch) from None
+            if status == "error":
+                raise EvalError(f"the COCO evaluation of epoch {epoch} failed in the worker process:\n"
+                                f"{accuracy}")
+        self.pending = None
+        return epoch, accuracy
+
+    def _died(self, epoch: int) -> EvalError:
+        self._process.join(5)
+        return EvalError(f"the COCO evaluation worker (pid {self._process.pid}) exited with status "
+                         f"{self._process.exitcode} before scoring epoch {epoch}")
+
+    def close(self) -> None:
+        """End the worker: an idle one is asked to exit; one still scoring (nobody reads it) is terminated."""
+        if self._process is None:
+            return
+        if self.pending is None:
+            with contextlib.suppress(OSError):
+                self._conn.send(None)  # not only EOF: forked DataLoader workers may hold copies of our end
+            self._process.join(10)
+        self._conn.close()
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+        self._process.close()
+        self._process = None
+
+
 def train_one_epoch(model, optimizer, scaler, loader, cfg, device, autocast, first_iter: int,
-                    log_prefix: str, log_every: int) -> tuple[float, int]:
-    """One pass over this rank's batches (stopping at cfg.max_iters) -> (sum of losses, iterations)."""
+                    log_prefix: str, log_every: int, poll) -> tuple[torch.Tensor, int, bool]:
+    """One pass over this rank's batches -> (sum of losses, iterations, stopped). It ends early at
+    cfg.max_iters, or (stopped) when poll(), called by every rank every cfg.eval_poll_every iterations, says
+    that an earlier epoch's evaluation has met both targets."""
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     it = first_iter
@@ -218,16 +297,21 @@ def train_one_epoch(model, optimizer, scaler, loader, cfg, device, autocast, fir
         scaler.update()
         loss_sum += loss.detach()
         it += 1
+        if (i + 1) % cfg.eval_poll_every == 0 and poll():
+            return loss_sum, it - first_iter, True
         if log_every and (i + 1) % log_every == 0:
             rate = (i + 1) / (time.time() - tic)
             parts = " ".join(f"{k.removeprefix('loss_')} {v.item():.3f}" for k, v in losses.items())
             print(f"{log_prefix} iter {i + 1}/{len(loader)} loss {loss.item():.4f} ({parts}) "
                   f"lr {optimizer.param_groups[0]['lr']:.5f} {rate:.2f} it/s", file=sys.stderr, flush=True)
-    return loss_sum, it - first_iter
+    return loss_sum, it - first_iter, False
 
 
 def main(argv=None) -> int:
-    args = get_args_parser().parse_args(argv)
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
+    if args.target is not None and min(args.target) <= 0:
+        parser.error("--target: both APs must be > 0 (summary.json divides by them)")
     cfg = PRESETS[args.config]
     if args.global_batch_size is not None:
         cfg = scale_config(cfg, args.global_batch_size)
@@ -248,12 +332,21 @@ def main(argv=None) -> int:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         if cfg.global_batch_size % world_size:
-            raise SystemExit(f"global batch {cfg.global_batch_size} is not divisible by {world_size} ranks")
+            raise SystemExit(f"train.py: error: the global batch {cfg.global_batch_size} does not split over "
+                             f"{world_size} processes; pass --global-batch-size {2 * world_size} (2 images "
+                             "per GPU as the reference) or another multiple: lr and schedule scale with it")
         os.makedirs(args.output_dir, exist_ok=True)
-        if rank == 0 and unpack_archives(args.data_dir):
-            print(f"unpacked the archives in {args.data_dir}", file=sys.stderr, flush=True)
+        status = [0]
+        if rank == 0:  # run_and_time.sh has done it already; `./train.py` on its own unpacks here
+            try:
+                extract.unpack_archives(args.data_dir, lambda m: print(f"extract.py: {m}", file=sys.stderr))
+            except extract.ExtractError as e:
+                print(f"train.py: error: {e}", file=sys.stderr)
+                status = [2]
         if world_size > 1:
-            dist.barrier()
+            dist.broadcast_object_list(status, src=0)  # the other ranks wait for the unpacking, or stop too
+        if status[0]:
+            return status[0]
         mllog.config(logger=make_mllog_logger(args.output_dir, rank), root_dir=HERE)
         mllogger = mllog.get_mllogger()
         try:
@@ -261,6 +354,9 @@ def main(argv=None) -> int:
         except data.DataError as e:
             print(f"train.py: error: {e}", file=sys.stderr)
             return 2
+        except EvalError as e:
+            print(f"train.py: error: {e}", file=sys.stderr)
+            return 3
         finally:
             for handler in mllogger.logger.handlers:
                 handler.close()
@@ -347,12 +443,13 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
         model = torch.compile(model)
     optimizer = torch.optim.SGD(param_groups(raw_model, cfg), lr=cfg.base_lr, momentum=cfg.momentum)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast == torch.float16)
-    first_epoch, it, evals = 1, 0, []
+    first_epoch, it, evals, resumed_eval = 1, 0, [], None
     if checkpoint is not None:
         raw_model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scaler.load_state_dict(checkpoint["scaler"])
         first_epoch, it, evals = checkpoint["epoch"] + 1, checkpoint["iteration"], checkpoint["evals"]
+        resumed_eval = checkpoint.get("pending_eval")  # the checkpointed epoch's results, not yet scored
         mllogger.event(key="resumed", value=True, metadata={
             "from_epoch": checkpoint["epoch"], "note": "not an MLPerf result: the clock restarted"})
         progress(f"resumed from {checkpoint_path} after epoch {checkpoint['epoch']}")
@@ -372,7 +469,6 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
     if len(train_set.category_map.coco_ids) + 1 != cfg.num_classes:
         raise data.DataError(f"{args.data_dir}: {len(train_set.category_map.coco_ids)} categories; the "
                              f"{args.config} preset has {cfg.num_classes - 1}")
-    ground_truth = metrics.load_ground_truth(splits["eval"][0][0])
     sampler = data.AspectRatioBatchSampler(train_set.aspect_groups(), local_batch, seed, rank, world_size,
                                            cfg.flip_prob)
     loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=data.collate,
@@ -385,74 +481,121 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
              f"{iterations_per_epoch(len(train_set), cfg.global_batch_size)}), {len(eval_set)} eval images, "
              f"at most {max_epochs} epochs / {cfg.max_iters} iterations")
     shard = eval_shard(len(eval_set), rank, world_size)
+    # Rank 0 scores; the worker process reads the ground-truth json itself (after RUN_START: it is timed).
+    evaluator = CocoEvaluator(splits["eval"][0][0], [r["image_id"] for r in eval_set.records],
+                              args.async_eval) if rank == 0 else None
 
-    def run_eval(epoch: int) -> dict:
-        mllogger.start(key=constants.EVAL_START, metadata={"epoch_num": epoch})
-        results = gather_results(predict(raw_model, eval_set, shard, cfg.eval_batch_size, device, autocast),
-                                 world_size)
-        box = [metrics.coco_evaluate(ground_truth, results, [r["image_id"] for r in eval_set.records])
-               if rank == 0 else None]
+    def collect_eval(wait: bool) -> bool:
+        """Rank 0 takes the pending evaluation if it is done (wait: once it is) and logs it; one broadcast
+        then tells every rank whether it met both targets (1: stop at this same iteration everywhere) or
+        failed (2). Called by all ranks at the same points -> whether to stop."""
+        code, error = 0, None
+        if rank == 0:
+            try:
+                done = evaluator.take(wait)
+            except EvalError as e:
+                code, error = 2, e
+            else:
+                if done is not None:
+                    epoch_num, accuracy = done
+                    seconds = time.time() - run_start
+                    mllogger.event(key=constants.EVAL_ACCURACY, value=accuracy,
+                                   metadata={"epoch_num": epoch_num})
+                    mllogger.end(key=constants.EVAL_STOP, metadata={"epoch_num": epoch_num})
+                    entry = {"epoch": epoch_num, "seconds": round(seconds, 3), "value": scalar(accuracy, cfg),
+                             **accuracy}
+                    evals.append(entry)
+                    progress(f"epoch {epoch_num} eval bbox AP {accuracy['BBOX']:.4f} segm AP "
+                             f"{accuracy['SEGM']:.4f} ({seconds:.1f} s since run start, iteration {it})")
+                    code = int(reached(entry, cfg))
         if world_size > 1:
-            dist.broadcast_object_list(box, src=0)  # every rank makes the same stop decision
-        accuracy = box[0]
-        seconds = time.time() - run_start
-        mllogger.event(key=constants.EVAL_ACCURACY, value=accuracy, metadata={"epoch_num": epoch})
-        mllogger.end(key=constants.EVAL_STOP, metadata={"epoch_num": epoch})
-        entry = {"epoch": epoch, "seconds": round(seconds, 3), "value": scalar(accuracy, cfg), **accuracy}
-        evals.append(entry)
-        progress(f"epoch {epoch} eval bbox AP {accuracy['BBOX']:.4f} segm AP {accuracy['SEGM']:.4f} "
-                 f"({seconds:.1f} s since run start)")
-        return entry
+            flag = torch.tensor([code], dtype=torch.int32, device=device)
+            dist.broadcast(flag, src=0)
+            code = int(flag.item())
+        if code == 2:
+            raise error or EvalError("rank 0's COCO evaluation failed (its error says why)")
+        return code == 1
 
-    status = constants.ABORTED
+    # MLPerf log per epoch e (the order of NVIDIA's v0.7 asynchronous evaluation; the 0.7.0 checker asks for
+    # the keys, not an order): BLOCK_START, EPOCH_START, EPOCH_STOP, BLOCK_STOP, EVAL_START (inference), then
+    # EVAL_ACCURACY and EVAL_STOP whenever the score arrives: usually inside epoch e+1, at the latest at its
+    # end. A run that stops inside an epoch closes that epoch and block at the stopping iteration.
+    stop = False
     epoch = first_epoch - 1
-    for epoch in range(first_epoch, max_epochs + 1):
-        if it >= cfg.max_iters:
-            epoch -= 1
-            break
-        block = {"first_epoch_num": epoch, "epoch_count": 1}  # an evaluation after every epoch
-        mllogger.start(key=constants.BLOCK_START, metadata=block)
-        mllogger.start(key=constants.EPOCH_START, metadata={"epoch_num": epoch})
-        sampler.set_epoch(epoch)
-        torch.manual_seed(epoch_seed(seed, epoch, rank))  # RPN/RoI sampling: a resumed run draws the same
-        tic = time.time()
-        loss_sum, iters = train_one_epoch(model, optimizer, scaler, loader, cfg, device, autocast, it,
-                                          f"epoch {epoch}", cfg.log_every if rank == 0 else 0)
-        it += iters
-        if world_size > 1:
-            dist.all_reduce(loss_sum)
-        mean_loss = loss_sum.item() / max(iters * world_size, 1)
-        mllogger.end(key=constants.EPOCH_STOP, metadata={"epoch_num": epoch})
-        progress(f"epoch {epoch} done: {iters} iterations, loss {mean_loss:.4f}, {time.time() - tic:.1f} s")
-        if not math.isfinite(mean_loss):
-            progress(f"epoch {epoch}: non-finite loss, stopping")
+    try:
+        if resumed_eval is not None:  # score what the checkpoint left pending before training on
+            mllogger.start(key=constants.EVAL_START, metadata={"epoch_num": resumed_eval["epoch"]})
+            if rank == 0:
+                evaluator.submit(resumed_eval["epoch"], resumed_eval["results"])
+            stop = collect_eval(wait=True)
+        for epoch in range(first_epoch, max_epochs + 1):
+            if stop or it >= cfg.max_iters:
+                epoch -= 1
+                break
+            block = {"first_epoch_num": epoch, "epoch_count": 1}  # an evaluation after every epoch
+            mllogger.start(key=constants.BLOCK_START, metadata=block)
+            mllogger.start(key=constants.EPOCH_START, metadata={"epoch_num": epoch})
+            sampler.set_epoch(epoch)
+            torch.manual_seed(epoch_seed(seed, epoch, rank))  # RPN/RoI sampling: a resumed run draws the same
+            tic = time.time()
+            loss_sum, iters, stop = train_one_epoch(
+                model, optimizer, scaler, loader, cfg, device, autocast, it, f"epoch {epoch}",
+                cfg.log_every if rank == 0 else 0, poll=lambda: collect_eval(wait=False))
+            it += iters
+            if world_size > 1:
+                dist.all_reduce(loss_sum)
+            mean_loss = loss_sum.item() / max(iters * world_size, 1)
+            mllogger.end(key=constants.EPOCH_STOP, metadata={"epoch_num": epoch})
             mllogger.end(key=constants.BLOCK_STOP, metadata=block)
-            break
-        entry = run_eval(epoch)
-        mllogger.end(key=constants.BLOCK_STOP, metadata=block)
-        if rank == 0:  # no RNG state needed: every draw comes from (seed, epoch, rank)
-            save_checkpoint(checkpoint_path, {
-                "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(), "epoch": epoch, "iteration": it, "evals": evals, "seed": seed,
-                "config": args.config})
-        if reached(entry, cfg):
-            status = constants.SUCCESS
-            break
-
-    if world_size > 1:
-        dist.barrier()
-    mllogger.end(key=constants.RUN_STOP, metadata={"status": status})
-    seconds = time.time() - run_start
+            progress(f"epoch {epoch} {'stopped' if stop else 'done'}: {iters} iterations, "
+                     f"loss {mean_loss:.4f}, {time.time() - tic:.1f} s")
+            if stop:  # the previous epoch's evaluation met both targets while this one trained
+                break
+            if not math.isfinite(mean_loss):
+                progress(f"epoch {epoch}: non-finite loss, stopping")
+                break
+            # One evaluation in flight at most: take the previous epoch's (on a real run done long ago).
+            if collect_eval(wait=True):
+                stop = True
+                break
+            mllogger.start(key=constants.EVAL_START, metadata={"epoch_num": epoch})
+            # [COCO result dicts] of every minival image, each scored once: inference here, pycocotools later.
+            results = gather_results(
+                predict(raw_model, eval_set, shard, cfg.eval_batch_size, device, autocast), world_size)
+            if rank == 0:
+                evaluator.submit(epoch, results)
+                # The results go into the checkpoint too: --resume scores them if the run died before this
+                # did. No RNG state needed: every draw comes from (seed, epoch, rank).
+                save_checkpoint(checkpoint_path, {
+                    "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(), "epoch": epoch, "iteration": it, "evals": evals,
+                    "pending_eval": {"epoch": epoch, "results": results}, "seed": seed,
+                    "config": args.config})
+            stop = collect_eval(wait=not args.async_eval)
+        if not stop:  # end of the schedule (or divergence): the last evaluation decides
+            stop = collect_eval(wait=True)
+        status = constants.SUCCESS if stop else constants.ABORTED
+        if world_size > 1:
+            dist.barrier()
+        mllogger.end(key=constants.RUN_STOP, metadata={"status": status})
+        seconds = time.time() - run_start
+    finally:  # after RUN_STOP: the worker's exit (about a second) is not part of the run
+        if evaluator is not None:
+            evaluator.close()
     success = status == constants.SUCCESS
+    scored = f" with epoch {evals[-1]['epoch']}'s weights" if success and evals else ""
     progress(f"{'reached' if success else 'did not reach'} bbox AP {cfg.bbox_target} and segm AP "
-             f"{cfg.segm_target} after epoch {epoch} in {seconds:.1f} s (RUN_START to RUN_STOP)")
+             f"{cfg.segm_target}{scored}; trained {it} iterations (into epoch {epoch}) in {seconds:.1f} s "
+             "(RUN_START to RUN_STOP)")
     if rank == 0:
-        summary = {"benchmark": BENCHMARK, "metric": "min(BBOX/bbox_target, SEGM/segm_target)",
+        # "epochs": the last epoch trained, wholly or in part (with an asynchronous evaluation, the one during
+        # which the successful score arrived); evals[-1]["epoch"]: the last epoch scored.
+        summary = {"benchmark": BENCHMARK, "metric": "min(AP/target)",  # of BBOX and SEGM
                    "higher_is_better": True, "target": 1.0, "targets": {"BBOX": cfg.bbox_target,
                                                                          "SEGM": cfg.segm_target},
                    "reached": evals[-1]["value"] if evals else None, "success": success, "epochs": epoch,
                    "iterations": it, "seconds": round(seconds, 3), "seed": seed, "world_size": world_size,
-                   "resumed": checkpoint is not None, "evals": evals}
+                   "resumed": checkpoint is not None, "async_eval": args.async_eval, "evals": evals}
         with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
     return 0 if success else 1

@@ -1,9 +1,15 @@
-"""train.py end to end on the tiny data, and its pieces: the run reaches both tiny targets, its MLPerf log is
-complete and passes the 0.7.0 compliance checker but the real quality threshold, shuffled training category
-ids stay below the targets with the same epoch budget, resume continues a run exactly, and the schedule,
-parameter groups, evaluation sharding and archive unpacking do what the reference does."""
+"""train.py end to end on the tiny data, and its pieces: the run reaches both tiny targets, scoring each epoch
+in the evaluation worker process while the next epoch trains, its MLPerf log is complete and passes the 0.7.0
+compliance checker but the real quality threshold, shuffled training category ids stay below the targets with
+the same epoch budget, masks swapped within images keep mask AP and boxes read as xyxy keep box AP below them,
+resume continues a run exactly (scoring what the checkpoint left pending), and the schedule, parameter groups,
+evaluation sharding and archive unpacking do what the reference does. The evaluation worker itself is tested
+in test_async_eval.py."""
 
+import copy
 import json
+import math
+import multiprocessing
 import os
 import random
 import shutil
@@ -36,11 +42,31 @@ def run(data_dir: str, out: str, *extra: str) -> tuple[int, dict, list[dict]]:
     return rc, summary, read_mllog(os.path.join(out, "mlperf.log"))
 
 
+def child_processes() -> list[int]:
+    """The pids of this process's live children (the evaluation worker must not outlive a run), but for
+    multiprocessing's resource tracker: "spawn" starts one per parent process, for the parent's lifetime."""
+    multiprocessing.active_children()  # reaps finished ones
+    pids = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{name}/cmdline") as f:
+                cmdline = f.read()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and "resource_tracker" not in cmdline:
+            pids.append(int(name))
+    return pids
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tiny_data, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("tiny_run"))
+    before = child_processes()
     rc, summary, log = run(tiny_data, out)
-    return {"rc": rc, "summary": summary, "log": log, "out": out}
+    return {"rc": rc, "summary": summary, "log": log, "out": out, "data": tiny_data,
+            "children_left": child_processes(), "children_before": before}
 
 
 def compliance(log: str, cwd) -> tuple[int, list[str]]:
@@ -57,17 +83,25 @@ def test_tiny_run_reaches_both_targets(tiny_run):
     assert tiny_run["rc"] == 0 and s["success"]
     assert s["benchmark"] == "object_detection" and s["higher_is_better"] and s["target"] == 1.0
     assert s["targets"] == {"BBOX": TINY.bbox_target, "SEGM": TINY.segm_target}
-    assert s["world_size"] == 1 and s["seed"] == SEED and not s["resumed"]
+    assert s["world_size"] == 1 and s["seed"] == SEED and not s["resumed"] and s["async_eval"]
     evals = s["evals"]
-    assert [e["epoch"] for e in evals] == list(range(1, s["epochs"] + 1))  # an evaluation after every epoch
+    k = evals[-1]["epoch"]  # the epoch whose weights met both targets
+    assert [e["epoch"] for e in evals] == list(range(1, k + 1))  # an evaluation after every epoch
     last = evals[-1]
     assert last["BBOX"] >= TINY.bbox_target and last["SEGM"] >= TINY.segm_target
     ratio = min(last["BBOX"] / TINY.bbox_target, last["SEGM"] / TINY.segm_target)
     assert s["reached"] == last["value"] == pytest.approx(ratio, abs=1e-6) and last["value"] >= 1
-    assert all(e["value"] < 1 for e in evals[:-1])  # it stopped at the first evaluation meeting both
-    assert s["iterations"] == 40 * s["epochs"] <= TINY.max_iters  # 157 images in batches of 4
+    assert all(e["value"] < 1 for e in evals[:-1])  # the first evaluation meeting both ended the run
+    # Epoch k was scored while epoch k+1 trained; training stopped at the first poll that saw the score, and
+    # at the latest at the end of epoch k+1 (which waits for it). 157 images in batches of 4: 40 per epoch.
+    assert s["epochs"] in (k, k + 1) and 40 * k <= s["iterations"] <= min(40 * (k + 1), TINY.max_iters)
+    assert s["iterations"] in (40 * k, 40 * (k + 1)) or s["iterations"] % TINY.eval_poll_every == 0
     assert 0 < s["seconds"] < 120 and last["seconds"] <= s["seconds"]
     assert os.path.exists(os.path.join(tiny_run["out"], "checkpoint.pt"))
+
+
+def test_the_evaluation_worker_does_not_outlive_the_run(tiny_run):
+    assert tiny_run["children_left"] == tiny_run["children_before"] == []
 
 
 TINY_EVENTS = {
@@ -97,11 +131,28 @@ def test_mlperf_log_keys_order_and_success(tiny_run):
     assert all(keys.index("init_start") < keys.index(k) < keys.index("init_stop") for k in hyper)
     per_epoch = [(e["key"], e["metadata"].get("epoch_num", e["metadata"].get("first_epoch_num")))
                  for e in log if {"epoch_num", "first_epoch_num"} & set(e["metadata"])]
-    expected = []
-    for n in range(1, tiny_run["summary"]["epochs"] + 1):
-        expected += [("block_start", n), ("epoch_start", n), ("epoch_stop", n), ("eval_start", n),
-                     ("eval_accuracy", n), ("eval_stop", n), ("block_stop", n)]
-    assert per_epoch == expected
+    pos = {item: i for i, item in enumerate(per_epoch)}
+    assert len(pos) == len(per_epoch)  # every (key, epoch) once
+    epochs, scored = tiny_run["summary"]["epochs"], tiny_run["summary"]["evals"][-1]["epoch"]
+
+    def trained(n: int) -> list[tuple[str, int]]:
+        return [("block_start", n), ("epoch_start", n), ("epoch_stop", n), ("block_stop", n)]
+
+    def evaluated(n: int) -> list[tuple[str, int]]:
+        return [("eval_start", n), ("eval_accuracy", n), ("eval_stop", n)] if n <= scored else []
+
+    assert {item for n in range(1, epochs + 1) for item in trained(n) + evaluated(n)} == set(pos)
+    for n in range(1, epochs + 1):
+        chain = trained(n) + evaluated(n)
+        assert [pos[item] for item in chain] == sorted(pos[item] for item in chain), n
+        if n < epochs:  # inference with epoch n's weights before epoch n+1 trains ...
+            assert pos["block_stop", n] < pos["eval_start", n] < pos["block_start", n + 1]
+        if n < scored:  # ... and one evaluation in flight at most
+            assert pos["eval_stop", n] < pos["eval_start", n + 1]
+    # Asynchronous: scores arrived while the next epoch trained (on a busy machine some may wait for its end).
+    arrived_in_next = [n for n in range(1, min(scored, epochs - 1) + 1)
+                       if pos["epoch_start", n + 1] < pos["eval_accuracy", n] < pos["epoch_stop", n + 1]]
+    assert arrived_in_next, per_epoch
     assert [e["value"] for e in log if e["key"] == "eval_accuracy"] == \
         [{"BBOX": e["BBOX"], "SEGM": e["SEGM"]} for e in tiny_run["summary"]["evals"]]
 
@@ -113,28 +164,85 @@ def test_tiny_log_passes_every_compliance_check_but_the_target(tiny_run, tmp_pat
     assert (code == 0) == (problems == [])
 
 
-def shuffled_copy(src: str, dst: str) -> str:
-    """A copy of the tiny data whose training annotations' category ids are permuted across annotations."""
+TRAINING_JSONS = ("instances_train2014.json", "instances_valminusminival2014.json")
+
+
+def corrupted_copy(src: str, dst: str, corrupt) -> tuple[list[dict], list[dict]]:
+    """A copy of the tiny data whose training annotations (train2014 + valminusminival2014) went through
+    corrupt(coco) -> (the original annotations, the corrupted ones). Minival is left as it is."""
     for name in ("train2014", "val2014", "annotations"):
         shutil.copytree(os.path.join(src, name), os.path.join(dst, name))
     shutil.copy(os.path.join(src, "R-50.pkl"), dst)
-    for name in ("instances_train2014.json", "instances_valminusminival2014.json"):
+    before, after = [], []
+    for name in TRAINING_JSONS:
         path = os.path.join(dst, "annotations", name)
         with open(path) as f:
             coco = json.load(f)
-        ids = [a["category_id"] for a in coco["annotations"]]
-        random.Random(0).shuffle(ids)
-        for a, c in zip(coco["annotations"], ids):
-            a["category_id"] = c
+        before += copy.deepcopy(coco["annotations"])
+        corrupt(coco)
+        after += coco["annotations"]
         with open(path, "w") as f:
             json.dump(coco, f)
-    return dst
+    return before, after
+
+
+def shuffle_categories(coco: dict) -> None:
+    """Category ids permuted across annotations."""
+    ids = [a["category_id"] for a in coco["annotations"]]
+    random.Random(0).shuffle(ids)
+    for a, c in zip(coco["annotations"], ids):
+        a["category_id"] = c
+
+
+def swap_masks(coco: dict) -> None:
+    """Masks of instances swapped: in each image with n >= 2 objects, object i takes object (i + 1) mod n's
+    segmentation (a cyclic shift, so no object keeps its own). An image with one object has no other mask, so
+    it is paired with another one-object image of the same size whose object has a different category, and
+    the two swap segmentations (a mask of another shape at another place); a one-object image left without a
+    partner keeps its mask. Boxes, categories and areas stay (area only sets COCO's size ranges)."""
+    by_image = {}
+    for a in coco["annotations"]:
+        if not a["iscrowd"]:  # crowds are not trained on
+            by_image.setdefault(a["image_id"], []).append(a)
+    sizes = {im["id"]: (im["width"], im["height"]) for im in coco["images"]}
+    single = []
+    for _, anns in sorted(by_image.items()):
+        if len(anns) == 1:
+            single.append(anns[0])
+            continue
+        masks = [a["segmentation"] for a in anns]
+        for a, mask in zip(anns, masks[1:] + masks[:1]):
+            a["segmentation"] = mask
+    while single:
+        a = single.pop(0)
+        partner = next((b for b in single if sizes[b["image_id"]] == sizes[a["image_id"]]
+                        and b["category_id"] != a["category_id"]), None)
+        if partner is not None:
+            single.remove(partner)
+            a["segmentation"], partner["segmentation"] = partner["segmentation"], a["segmentation"]
+
+
+def xyxy_boxes(coco: dict) -> None:
+    """What a reader that takes COCO's [x, y, w, h] for [x1, y1, x2, y2] trains on, written for the correct
+    reader: it turns [a, b, c, d] into the corners (a, b), (a + c, b + d), so storing [x, y, w - x, h - y]
+    gives it the buggy reading's corners (x, y), (w, h)."""
+    for a in coco["annotations"]:
+        x, y, w, h = a["bbox"]
+        a["bbox"] = [x, y, w - x, h - y]
+
+
+def needed_epochs(tiny_run) -> int:
+    """The budget of a must-fail run: the epochs the correct run needed, i.e. up to the one whose evaluation
+    met both targets (it went on training while that evaluation ran; those iterations are not counted)."""
+    return tiny_run["summary"]["evals"][-1]["epoch"]
 
 
 def test_shuffled_training_categories_stay_below_the_targets(tiny_run, tiny_data, tmp_path):
-    budget = tiny_run["summary"]["epochs"]  # what the correct run needed
-    d = shuffled_copy(tiny_data, str(tmp_path / "data"))
-    rc, summary, log = run(d, str(tmp_path / "out"), "--max-epochs", str(budget))
+    budget = needed_epochs(tiny_run)
+    before, after = corrupted_copy(tiny_data, str(tmp_path / "data"), shuffle_categories)
+    changed = sum(a["category_id"] != b["category_id"] for a, b in zip(before, after))
+    assert changed > len(before) / 2  # three categories: about two thirds move
+    rc, summary, log = run(str(tmp_path / "data"), str(tmp_path / "out"), "--max-epochs", str(budget))
     assert rc == 1 and not summary["success"] and summary["epochs"] == budget
     assert max(e["value"] for e in summary["evals"]) < 0.8
     assert max(e["BBOX"] for e in summary["evals"]) < 0.6 * TINY.bbox_target
@@ -144,21 +252,81 @@ def test_shuffled_training_categories_stay_below_the_targets(tiny_run, tiny_data
     assert code != 0 and problems == [f"WARNING -  {TARGET_CHECK}"], problems
 
 
+def test_masks_swapped_within_images_keep_mask_ap_below_the_target(tiny_run, tiny_data, tmp_path):
+    """Spec section 8 (b). Each object learns another object's mask (see swap_masks), with the epochs the
+    correct run needed (9 with seed 1). Seen once, seed 1, all 12 epochs: segm AP 0.000 after every epoch
+    while bbox AP climbed to 0.62 (boxes and classes are intact): mask targets cut from another object's mask
+    inside this object's box are nearly empty."""
+    budget = needed_epochs(tiny_run)
+    before, after = corrupted_copy(tiny_data, str(tmp_path / "data"), swap_masks)
+    objects = [(a, b) for a, b in zip(before, after) if not a["iscrowd"]]
+    moved = sum(a["segmentation"] != b["segmentation"] for a, b in objects)
+    assert moved >= 0.95 * len(objects)  # all but a few unpaired one-object images
+    assert all(a["bbox"] == b["bbox"] and a["category_id"] == b["category_id"] for a, b in zip(before, after))
+    rc, summary, log = run(str(tmp_path / "data"), str(tmp_path / "out"), "--max-epochs", str(budget))
+    assert rc == 1 and not summary["success"] and summary["epochs"] == budget
+    assert max(e["SEGM"] for e in summary["evals"]) < 0.25 * TINY.segm_target
+    assert log[-1]["key"] == "run_stop" and log[-1]["metadata"]["status"] == "aborted"
+
+
+def test_boxes_read_as_xyxy_keep_box_ap_below_the_target(tiny_run, tiny_data, tmp_path):
+    """Spec section 8 (c), the reader bug simulated on the data (see xyxy_boxes). The buggy corners (x, y),
+    (w, h) are an empty box wherever w <= x or h <= y, which the reader drops as degenerate (torchvision
+    rejects such boxes), so only 51 + 8 of the 315 training objects remain, in 54 images: 14 iterations per
+    epoch. The run gets the iterations (and so the learning-rate schedule) the correct run needed, not its
+    epochs. Seen once, seed 1, all 480 iterations: bbox AP at most 0.10 (segm AP at most 0.16)."""
+    before, after = corrupted_copy(tiny_data, str(tmp_path / "data"), xyxy_boxes)
+    assert all(b["bbox"] == [x, y, w - x, h - y] for a, b in zip(before, after) for x, y, w, h in [a["bbox"]])
+    assert sum(b["bbox"][2] <= 1 or b["bbox"][3] <= 1 for b in after) > len(after) / 2
+    train_set = train.data.CocoDetection(train.data.coco_splits(str(tmp_path / "data"))["train"], train=True)
+    per_epoch = len(train.data.AspectRatioBatchSampler(train_set.aspect_groups(), 4, SEED))
+    assert per_epoch < 40  # fewer images survive
+    budget = math.ceil(40 * needed_epochs(tiny_run) / per_epoch)
+    rc, summary, log = run(str(tmp_path / "data"), str(tmp_path / "out"), "--max-epochs", str(budget))
+    assert rc == 1 and not summary["success"] and summary["iterations"] >= 40 * needed_epochs(tiny_run)
+    assert max(e["BBOX"] for e in summary["evals"]) < 0.5 * TINY.bbox_target
+    assert log[-1]["key"] == "run_stop" and log[-1]["metadata"]["status"] == "aborted"
+
+
 def test_resume_continues_the_run_exactly(tiny_data, tmp_path):
+    """The checkpoint of epoch e is written while epoch e is being scored: it carries epoch e's gathered COCO
+    results, and --resume scores them (in its own log) before training epoch e+1."""
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
     rc, s2, _ = run(tiny_data, straight, "--max-epochs", "2")
     assert rc == 1 and s2["epochs"] == 2 and s2["iterations"] == 80
     rc, s1, _ = run(tiny_data, split, "--max-epochs", "1")
-    assert rc == 1 and s1["epochs"] == 1
+    assert rc == 1 and s1["epochs"] == 1 and [e["epoch"] for e in s1["evals"]] == [1]
+    pending = torch.load(os.path.join(split, "checkpoint.pt"), weights_only=True)
+    assert pending["evals"] == [] and pending["pending_eval"]["epoch"] == 1
+    assert pending["pending_eval"]["results"]
     rc, resumed, log = run(tiny_data, split, "--max-epochs", "2", "--resume")
-    assert rc == 1 and resumed["resumed"] and resumed["iterations"] == 80
-    assert resumed["evals"] == [s1["evals"][0], {**resumed["evals"][1]}]
+    assert rc == 1 and resumed["resumed"] and resumed["iterations"] == 80 and resumed["epochs"] == 2
+    assert [e["epoch"] for e in resumed["evals"]] == [1, 2]
     for key in ("BBOX", "SEGM"):
+        assert resumed["evals"][0][key] == s1["evals"][0][key] == s2["evals"][0][key]
         assert resumed["evals"][1][key] == s2["evals"][1][key]
-    a = torch.load(os.path.join(straight, "checkpoint.pt"), weights_only=True)["model"]
-    b = torch.load(os.path.join(split, "checkpoint.pt"), weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    a = torch.load(os.path.join(straight, "checkpoint.pt"), weights_only=True)
+    b = torch.load(os.path.join(split, "checkpoint.pt"), weights_only=True)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["pending_eval"] == b["pending_eval"] and a["pending_eval"]["epoch"] == 2
+    keys = [(e["key"], e["metadata"].get("epoch_num")) for e in log]
+    assert keys.index(("eval_start", 1)) < keys.index(("eval_accuracy", 1)) < keys.index(("epoch_start", 2))
     assert any(e["key"] == "resumed" for e in log) and os.path.exists(os.path.join(split, "mlperf.log.1"))
+
+
+def test_resuming_a_finished_run_scores_its_last_epoch_and_stops(tiny_run, tmp_path):
+    """The last checkpoint of the successful run holds the epoch whose score met both targets, still pending
+    when it was written: --resume scores it, succeeds and trains nothing."""
+    out = str(tmp_path / "out")
+    os.makedirs(out)
+    shutil.copy(os.path.join(tiny_run["out"], "checkpoint.pt"), out)
+    scored = tiny_run["summary"]["evals"][-1]
+    rc, summary, log = run(tiny_run["data"], out, "--resume")
+    assert rc == 0 and summary["success"] and summary["resumed"]
+    assert summary["epochs"] == scored["epoch"] and summary["iterations"] == 40 * scored["epoch"]
+    assert [(e["epoch"], e["BBOX"], e["SEGM"]) for e in summary["evals"]][-1] == \
+        (scored["epoch"], scored["BBOX"], scored["SEGM"])
+    assert "epoch_start" not in [e["key"] for e in log] and log[-1]["metadata"]["status"] == "success"
 
 
 def test_reference_preset_refuses_tiny_data(tiny_data, tmp_path, capsys):
@@ -167,15 +335,19 @@ def test_reference_preset_refuses_tiny_data(tiny_data, tmp_path, capsys):
     assert rc == 2 and "holds tiny.md5" in capsys.readouterr().err
 
 
-def test_archives_are_unpacked_when_their_folders_are_missing(tmp_path):
-    d = str(tmp_path)
+def test_train_unpacks_missing_folders_and_names_a_damaged_archive(tmp_path, capsys):
+    """./train.py on its own unpacks what is missing (extract.py, tested in test_scripts.py) before
+    INIT_START; a damaged archive stops it with exit 2 naming the file, and leaves what was unpacked."""
+    d = str(tmp_path / "data")
     assert make_tiny_dataset.main([d, "--seed", "0"]) == 0
-    assert train.unpack_archives(d)
-    splits = train.data.coco_splits(d)
+    with open(os.path.join(d, "val2014.zip"), "r+b") as f:
+        f.truncate(5000)
+    rc = train.main(["--data-dir", d, "--output-dir", str(tmp_path / "out"), "--config", "tiny",
+                     "--device", "cpu"])
+    assert rc == 2 and f"{d}/val2014.zip: cannot be unpacked" in capsys.readouterr().err
     assert len(os.listdir(os.path.join(d, "train2014"))) == 144
-    assert len(os.listdir(os.path.join(d, "val2014"))) == 56
-    assert all(os.path.isfile(j) for parts in splits.values() for j, _ in parts)
-    assert not train.unpack_archives(d)  # nothing left to do
+    assert not os.path.exists(os.path.join(d, "val2014"))
+    assert not os.path.exists(tmp_path / "out" / "mlperf.log")  # stopped before the log started
 
 
 @pytest.mark.parametrize("it, factor", [(0, 1 / 3), (250, 2 / 3), (499, 1 / 3 + 2 / 3 * 499 / 500),
