@@ -41,11 +41,12 @@ def coco_results(predictions: list[tuple[int, dict]], category_map) -> list[dict
         categories = [category_map.to_coco_id(int(k)) for k in out["labels"].tolist()]
         rles = [None] * len(boxes)
         if "masks" in out:
-            masks = out["masks"].detach().cpu()
+            masks = out["masks"].detach()
             if masks.dim() == 4:  # [N, 1, H, W]
                 masks = masks[:, 0]
-            if masks.is_floating_point():
+            if masks.is_floating_point():  # on the device: 1 byte per pixel goes to the host, not 4
                 masks = masks >= MASK_THRESHOLD
+            masks = masks.cpu()
             rles = mask_utils.encode(np.asfortranarray(masks.numpy().astype(np.uint8).transpose(1, 2, 0)))
             for rle in rles:
                 rle["counts"] = rle["counts"].decode("ascii")  # json-serialisable
