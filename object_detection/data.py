@@ -195,10 +195,11 @@ class CocoDetection(Dataset):
 
     train=True applies the training filters (module docstring); train=False keeps every image and object.
     All files of a split must list the same categories; `category_map` maps labels back to COCO ids.
+    masks=False leaves the masks out of the targets (prediction needs only the image and its id).
     """
 
-    def __init__(self, sources: list[tuple[str, str]], train: bool):
-        self.train = train
+    def __init__(self, sources: list[tuple[str, str]], train: bool, masks: bool = True):
+        self.train, self.with_masks = train, masks
         self.records: list[dict] = []  # one per kept image: path, id, size, annotations
         self.category_map = None
         for json_path, image_dir in sources:
@@ -249,13 +250,14 @@ class CocoDetection(Dataset):
         boxes = torch.tensor([box for _, box in objects], dtype=torch.float32).reshape(-1, 4)
         labels = torch.tensor([self.category_map.to_label(a["category_id"]) for a, _ in objects],
                               dtype=torch.int64)
-        masks = np.zeros((len(objects), h, w), np.uint8)
-        for k, (ann, _) in enumerate(objects):
-            if "segmentation" in ann:
-                masks[k] = rasterise(ann["segmentation"], h, w)
         iscrowd = torch.tensor([int(a["iscrowd"]) for a, _ in objects], dtype=torch.uint8)
-        target = {"boxes": boxes, "labels": labels, "masks": torch.from_numpy(masks), "iscrowd": iscrowd,
-                  "image_id": rec["image_id"]}
+        target = {"boxes": boxes, "labels": labels, "iscrowd": iscrowd, "image_id": rec["image_id"]}
+        if self.with_masks:
+            masks = np.zeros((len(objects), h, w), np.uint8)
+            for k, (ann, _) in enumerate(objects):
+                if "segmentation" in ann:
+                    masks[k] = rasterise(ann["segmentation"], h, w)
+            target["masks"] = torch.from_numpy(masks)
         return hflip(image, target) if flip else (image, target)
 
     def aspect_groups(self) -> list[int]:

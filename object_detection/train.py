@@ -160,14 +160,18 @@ def eval_shard(n: int, rank: int, world_size: int) -> list[int]:
 
 
 @torch.no_grad()
-def predict(model, dataset, indices: list[int], batch_size: int, device, autocast) -> list[dict]:
-    """COCO results (category ids mapped back) for dataset[indices], batch_size images per forward."""
+def predict(model, dataset, indices: list[int], batch_size: int, device, autocast,
+            workers: int = 0) -> list[dict]:
+    """COCO results (category ids mapped back) for dataset[indices], batch_size images per forward; `workers`
+    loader processes read and decode the next images meanwhile."""
     model.eval()
     results = []
-    for start in range(0, len(indices), batch_size):
-        images, targets = data.collate([dataset[i] for i in indices[start:start + batch_size]])
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size,
+                                         collate_fn=data.collate, num_workers=workers,
+                                         pin_memory=device.type == "cuda")
+    for images, targets in loader:
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            outputs = model([im.to(device) for im in images])
+            outputs = model([im.to(device, non_blocking=True) for im in images])
         outputs = [{k: v.float() if v.is_floating_point() else v for k, v in o.items()} for o in outputs]
         results += metrics.coco_results([(t["image_id"], o) for t, o in zip(targets, outputs)],
                                         dataset.category_map)
@@ -465,7 +469,7 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
     # ---- timed from here: reading the COCO jsons, training, evaluations, checkpoints ----
     splits = data.coco_splits(args.data_dir)
     train_set = data.CocoDetection(splits["train"], train=True)
-    eval_set = data.CocoDetection(splits["eval"], train=False)
+    eval_set = data.CocoDetection(splits["eval"], train=False, masks=False)  # pycocotools has the truth
     if len(train_set.category_map.coco_ids) + 1 != cfg.num_classes:
         raise data.DataError(f"{args.data_dir}: {len(train_set.category_map.coco_ids)} categories; the "
                              f"{args.config} preset has {cfg.num_classes - 1}")
@@ -561,7 +565,8 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
             mllogger.start(key=constants.EVAL_START, metadata={"epoch_num": epoch})
             # [COCO result dicts] of every minival image, each scored once: inference here, pycocotools later.
             results = gather_results(
-                predict(raw_model, eval_set, shard, cfg.eval_batch_size, device, autocast), world_size)
+                predict(raw_model, eval_set, shard, cfg.eval_batch_size, device, autocast,
+                        workers=0 if device.type == "cpu" else 4), world_size)
             if rank == 0:
                 evaluator.submit(epoch, results)
                 # The results go into the checkpoint too: --resume scores them if the run died before this

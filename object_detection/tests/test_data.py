@@ -114,6 +114,11 @@ def test_training_filters_and_eval_keeps_everything(tmp_path):
     evaluation = data.CocoDetection([source], train=False)
     assert [r["image_id"] for r in evaluation.records] == [1, 2, 3, 4]
     assert len(evaluation[0][1]["boxes"]) == 4 and len(evaluation[3][1]["boxes"]) == 0
+    # For prediction (train.py's eval set) the masks are left out; the rest is the same.
+    bare = data.CocoDetection([source], train=False, masks=False)
+    image, target = bare[0]
+    assert "masks" not in target and evaluation[0][1]["masks"].shape == (4, 30, 40)
+    assert torch.equal(image, evaluation[0][0]) and torch.equal(target["boxes"], evaluation[0][1]["boxes"])
 
 
 def test_tiny_dataset_through_data(tiny_data):
