@@ -1,25 +1,38 @@
 #!/usr/bin/env python3
-"""Throughput of the reference-size Minigo network (9x9, 32 filters, 9 blocks): training and inference.
+"""Throughput of the reference-size Minigo network (9x9, 32 filters, 9 blocks): training, inference and
+self-play.
 
     ./bench.py                        # the device found (cuda, else cpu), batch 16 (the reference's)
     ./bench.py --device cpu --steps 20 --batch-size 256
+    ./bench.py --device cpu --selfplay-games 16 --selfplay-moves 16    # --selfplay-games 0 skips self-play
 
 Prints one JSON line per configuration:
 - "train": SGD steps (forward + backward + update) on random planes, samples/s and TFLOP/s at the spec's
   83 MFLOP per training sample (spec 1.6: 3 x the 27.7 MFLOP forward).
 - "inference": forward passes of batches of 8 positions (the virtual-loss batch of self-play and gating),
-  positions/s and TFLOP/s at 27.7 MFLOP each. Self-play costs ~200 such evaluations per stored position
-  plus the Python tree search; the loop's progress lines (train.py) report self-play positions/s.
-Imports only torch, numpy and this folder's model/config (it runs on a bare GPU machine).
+  positions/s and TFLOP/s at 27.7 MFLOP each.
+- "selfplay": the part that dominates the benchmark's time. G games at the reference settings (9x9, 200
+  readouts, 8 virtual losses, resignation as in self-play) played in lockstep by one process with
+  selfplay.play_selfplay_games, exactly as a self-play worker plays them: every step, the leaves of all
+  games in flight go to the network (a random reference-size one, on --device) in one call. It stops after
+  G x M moves (or at the first move after --selfplay-seconds). samples_per_s = self-play positions
+  (moves, i.e. training examples) per second; batch_size = the mean size of the network calls; tflops
+  counts the network evaluations at 27.7 MFLOP each (the tree search in Python is not counted).
+Imports only torch, numpy and this folder's modules (model, config, and selfplay with the go, features,
+mcts, data and metrics modules it uses, all torch/numpy only), so it runs on a bare GPU machine.
 """
 
 import argparse
 import json
 import time
 
+import numpy as np
 import torch
 
-from config import PRESETS
+import go
+import mcts
+import selfplay
+from config import PRESETS, Config
 from model import DualNet
 
 FORWARD_FLOP = 27.7e6  # per position, spec 1.6
@@ -34,6 +47,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="training batch (reference: 16)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast (fp16 before Ampere) (default: on CUDA)")
+    p.add_argument("--selfplay-games", type=int, default=None,
+                   help="self-play games in lockstep (default: 64 on CUDA, 16 on CPU; 0 skips self-play)")
+    p.add_argument("--selfplay-moves", type=int, default=16,
+                   help="moves per game: self-play stops after games x moves moves in all (default: 16)")
+    p.add_argument("--selfplay-seconds", type=float, default=60,
+                   help="or at the first move after this many seconds (default: 60)")
     return p
 
 
@@ -48,6 +67,63 @@ def timed(fn, steps: int, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - tic
+
+
+class _BudgetSpent(Exception):
+    """Raised from the last counted move to end play_selfplay_games early."""
+
+
+def measure_selfplay(cfg: Config, net: torch.nn.Module, device: torch.device, games: int, moves: int,
+                     seconds: float = float("inf"), amp: bool = False,
+                     half: torch.dtype = torch.bfloat16) -> dict:
+    """Self-play positions/s of `games` games in lockstep (selfplay.play_selfplay_games, unchanged).
+
+    play_selfplay_games builds its players as mcts.MCTSPlayer; for the measurement that name points to a
+    subclass whose play_move counts the moves and ends the games (by an exception) after games x moves
+    moves or at the first move after `seconds`, unless they all end before. Network calls are counted by a
+    NetworkEvaluator subclass. Returns positions/s, moves, network calls and their batch sizes."""
+    batch_sizes: list[int] = []
+    played = [0]  # moves, over all games
+    budget = games * moves
+
+    class CountingEvaluator(selfplay.NetworkEvaluator):
+        def run_many(self, positions):
+            batch_sizes.append(len(positions))
+            return super().run_many(positions)
+
+    class CountingPlayer(mcts.MCTSPlayer):
+        def play_move(self, move: int) -> None:
+            super().play_move(move)
+            played[0] += 1
+            if played[0] >= budget or time.perf_counter() - tic >= seconds:
+                raise _BudgetSpent
+
+    evaluator = CountingEvaluator(net, device, seed=0)
+    seeds = list(range(games))
+    # As selfplay_task: resignation disabled in resign_disable_pct of the games.
+    resign = [np.random.default_rng(seed).random() >= cfg.resign_disable_pct for seed in seeds]
+    with torch.autocast(device.type, dtype=half, enabled=amp):
+        warm_up = [go.Position(cfg.board_size, cfg.komi)] * (games * cfg.parallel_readouts)
+        evaluator.run_many(warm_up)  # CUDA/cuDNN initialisation outside the clock
+        batch_sizes.clear()
+        real_player = mcts.MCTSPlayer
+        mcts.MCTSPlayer = CountingPlayer
+        tic = time.perf_counter()
+        try:
+            selfplay.play_selfplay_games(evaluator, cfg, seeds, resign)
+        except _BudgetSpent:
+            pass
+        finally:
+            mcts.MCTSPlayer = real_player
+        elapsed = time.perf_counter() - tic  # run_many copies its answers back: nothing is left in flight
+    evaluations = sum(batch_sizes)
+    return {"games": games, "moves": played[0], "seconds": round(elapsed, 2),
+            "readouts": cfg.selfplay_readouts, "virtual_losses": cfg.parallel_readouts,
+            "network_calls": len(batch_sizes), "evaluations": evaluations,
+            "batch_size": round(evaluations / max(len(batch_sizes), 1), 1),
+            "max_batch": max(batch_sizes, default=0),
+            "positions_per_s": played[0] / elapsed if elapsed > 0 else 0.0,
+            "evaluations_per_s": evaluations / elapsed if elapsed > 0 else 0.0}
 
 
 def main(argv=None) -> int:
@@ -96,6 +172,19 @@ def main(argv=None) -> int:
     print(json.dumps({"benchmark": "reinforcement", "mode": "inference", "device": name,
                       "batch_size": len(batch), "amp": amp, "samples_per_s": round(rate, 1),
                       "tflops": round(rate * FORWARD_FLOP / 1e12, 4)}), flush=True)
+
+    games = args.selfplay_games if args.selfplay_games is not None else 64 if device.type == "cuda" else 16
+    if games > 0 and args.selfplay_moves > 0:
+        torch.manual_seed(0)  # a fresh random network: the trained-on-noise one above could resign at once
+        sp_net = DualNet(cfg.board_size, bn_momentum=cfg.bn_momentum).to(device)
+        r = measure_selfplay(cfg, sp_net, device, games, args.selfplay_moves, args.selfplay_seconds,
+                             amp, half)
+        print(json.dumps({"benchmark": "reinforcement", "mode": "selfplay", "device": name,
+                          "batch_size": r["batch_size"], "amp": amp,
+                          "samples_per_s": round(r["positions_per_s"], 2),
+                          "tflops": round(r["evaluations_per_s"] * FORWARD_FLOP / 1e12, 4),
+                          **{k: r[k] for k in ("games", "moves", "readouts", "virtual_losses", "max_batch",
+                                               "network_calls", "seconds")}}), flush=True)
     return 0
 
 
