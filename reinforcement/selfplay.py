@@ -172,17 +172,19 @@ def worker_init(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _network(cfg, state_dict, seed: int) -> NetworkEvaluator:
+def _network(cfg, state_dict, seed: int, device: str = "cpu") -> NetworkEvaluator:
     net = model_lib.DualNet(cfg.board_size, cfg.filters, cfg.fc_width, cfg.blocks, cfg.bn_momentum)
     net.load_state_dict(state_dict)
-    return NetworkEvaluator(net, seed=seed)
+    return NetworkEvaluator(net.to(device), device, seed=seed)
 
 
-def selfplay_task(cfg, state_dict, seeds: list[int], resign_disable_pct: float) -> tuple[dict, list[str]]:
+def selfplay_task(cfg, state_dict, seeds: list[int], resign_disable_pct: float,
+                  device: str = "cpu") -> tuple[dict, list[str]]:
     """Play one game per seed with the given weights, all in lockstep (play_selfplay_games):
-    (concatenated examples, results)."""
+    (concatenated examples, results). `device` runs the network's batched calls (train.py
+    --selfplay-device); the tree search stays in this worker process."""
     resign = [np.random.default_rng(seed).random() >= resign_disable_pct for seed in seeds]
-    games = play_selfplay_games(_network(cfg, state_dict, seeds[0]), cfg, seeds, resign)
+    games = play_selfplay_games(_network(cfg, state_dict, seeds[0], device), cfg, seeds, resign)
     return {k: np.concatenate([ex[k] for ex, _ in games]) for k in ("planes", "pi", "z")}, \
         [result for _, result in games]
 

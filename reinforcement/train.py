@@ -116,6 +116,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="run seed (default: drawn, shared by all ranks)")
     p.add_argument("--device", default=None, help="cuda or cpu for training (default: cuda when available; "
                                                   "self-play and evaluation workers run on the CPU)")
+    p.add_argument("--selfplay-device", choices=("cpu", "cuda"), default="cpu",
+                   help="where self-play workers evaluate their batched leaves (default: cpu; cuda: this "
+                        "rank's GPU, one CUDA context per worker; not yet run on a GPU, see the README)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="accepted for the suite's common flags; the 191k-parameter network trains in fp32")
     p.add_argument("--compile", action="store_true", help="torch.compile the training model")
@@ -170,7 +173,10 @@ def cpu_state(net: torch.nn.Module) -> dict:
 
 
 def main(argv=None) -> int:
-    args = get_args_parser().parse_args(argv)
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
+    if args.selfplay_device == "cuda" and not torch.cuda.is_available():
+        parser.error("--selfplay-device cuda: no CUDA device is available")
     cfg = PRESETS[args.config]
     cfg = dataclasses.replace(cfg, **{k: v for k, v in (("max_generations", args.max_epochs),
                                                         ("termination_accuracy", args.target),
@@ -285,6 +291,10 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
         os.makedirs(window_dir, exist_ok=True)
         os.makedirs(models_dir, exist_ok=True)
     steps_per_gen = cfg.examples_per_generation // cfg.batch_size
+    # Self-play networks on this rank's GPU when asked (a spawned worker can open its own CUDA context).
+    selfplay_device = "cpu"
+    if args.selfplay_device == "cuda":  # main() checked that CUDA is there
+        selfplay_device = str(device) if device.type == "cuda" else "cuda:0"
     # Spawned workers (a fork of a process that holds torch threads may hang), one pool for the run.
     pool = multiprocessing.get_context("spawn").Pool(cfg.selfplay_workers, initializer=selfplay.worker_init,
                                                      initargs=(cfg.cpu_threads,))
@@ -296,7 +306,7 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
             # Self-play with the best model; worker seeds derive from (run seed, generation, game).
             seeds = [int(s) for s in
                      np.random.SeedSequence([seed, gen]).generate_state(cfg.games_per_generation)]
-            jobs = [(cfg, best_state, chunk, cfg.resign_disable_pct)
+            jobs = [(cfg, best_state, chunk, cfg.resign_disable_pct, selfplay_device)
                     for chunk in share(seeds, rank, world_size, cfg.selfplay_workers)]
             played = pool.starmap(selfplay.selfplay_task, jobs)
             games = data.concat_examples([ex for ex, _ in played]) if played else None

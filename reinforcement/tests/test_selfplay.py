@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 import go
 import mcts
@@ -66,3 +67,16 @@ def test_match_game_and_tasks_run_with_a_real_network():
     assert wins_black in (0, 1) and wins_white in (0, 1)
     ex, results = selfplay.selfplay_task(CFG, state, [5, 6], 0.05)
     assert len(results) == 2 and ex["planes"].shape[1:] == (17, 5, 5) and len(ex["pi"]) == len(ex["z"])
+    # train.py --selfplay-device passes the device on: the same games wherever the network runs.
+    ex_dev, results_dev = selfplay.selfplay_task(CFG, state, [5, 6], 0.05, "cpu")
+    assert results_dev == results and all(np.array_equal(ex[k], ex_dev[k]) for k in ex)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_selfplay_device_cuda_without_cuda_is_a_usage_error(capsys):
+    import train
+
+    with pytest.raises(SystemExit) as e:
+        train.main(["--selfplay-device", "cuda", "--config", "tiny"])
+    assert e.value.code == 2
+    assert "--selfplay-device cuda: no CUDA device is available" in capsys.readouterr().err
