@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.ops import FrozenBatchNorm2d
 
 from config import PRESETS, model_kwargs
-from model import build_model
+from model import build_model, param_groups
 
 HEIGHT, WIDTH, OBJECTS = 800, 1333, 7
 
@@ -101,12 +101,10 @@ def measure_training(batch: int, device: torch.device, steps: int, warmup: int, 
     cfg = PRESETS["reference"]
     torch.manual_seed(0)
     model = build_model(**model_kwargs(cfg)).to(device).train()
-    # The reference's groups (train.py's param_groups): biases at 2x lr without weight decay.
-    weights = [p for n, p in model.named_parameters() if p.requires_grad and "bias" not in n]
-    biases = [p for n, p in model.named_parameters() if p.requires_grad and "bias" in n]
-    optimizer = torch.optim.SGD([{"params": weights, "weight_decay": cfg.weight_decay},
-                                 {"params": biases, "lr": 0.04, "weight_decay": 0.0}],
-                                lr=0.02, momentum=cfg.momentum, fused=device.type == "cuda")
+    groups = param_groups(model, cfg)  # the reference's: biases at 2x lr without weight decay
+    for group in groups:
+        group["lr"] = group["base_lr"]
+    optimizer = torch.optim.SGD(groups, momentum=cfg.momentum, fused=device.type == "cuda")
     scaler = torch.amp.GradScaler(device.type, enabled=amp and half == torch.float16)
     images, targets = random_batch(batch, device, torch.Generator().manual_seed(0))
     calibrate(model, images)

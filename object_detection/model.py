@@ -235,6 +235,19 @@ def build_model(num_classes: int = 81, stem_width: int = 64, fpn_channels: int =
 UNUSED_C2_BLOBS = ("conv1_b", "fc1000_w", "fc1000_b")
 
 
+def param_groups(model: nn.Module, cfg) -> list[dict]:
+    """The reference's solver/build.py: every trainable parameter whose name holds "bias" gets
+    base_lr x bias_lr_factor and weight_decay_bias; the others base_lr and weight_decay. "base_lr" stays in
+    each group so the schedule can scale it (train.py's set_lr). cfg: a config.Config."""
+    weights, biases = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (biases if "bias" in name else weights).append(p)
+    return [{"params": weights, "base_lr": cfg.base_lr, "weight_decay": cfg.weight_decay},
+            {"params": biases, "base_lr": cfg.base_lr * cfg.bias_lr_factor,
+             "weight_decay": cfg.weight_decay_bias}]
+
+
 def c2_blob_name(name: str) -> str:
     """A ResNetBody parameter/buffer name -> its Detectron blob (c2_model_loading.py @ v0.5, inverted)."""
     parts = name.split(".")

@@ -104,19 +104,6 @@ def lr_factor(it: int, cfg: Config) -> float:
     return warmup * cfg.decay_factor ** bisect.bisect_right(cfg.decay_steps, it)
 
 
-def param_groups(model: torch.nn.Module, cfg: Config) -> list[dict]:
-    """The reference's solver/build.py: every trainable parameter whose name holds "bias" gets
-    base_lr x bias_lr_factor and weight_decay_bias; the others base_lr and weight_decay. "base_lr" stays in
-    each group so the schedule can scale it."""
-    weights, biases = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (biases if "bias" in name else weights).append(p)
-    return [{"params": weights, "base_lr": cfg.base_lr, "weight_decay": cfg.weight_decay},
-            {"params": biases, "base_lr": cfg.base_lr * cfg.bias_lr_factor,
-             "weight_decay": cfg.weight_decay_bias}]
-
-
 def set_lr(optimizer: torch.optim.Optimizer, it: int, cfg: Config) -> None:
     factor = lr_factor(it, cfg)
     for group in optimizer.param_groups:
@@ -445,7 +432,8 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
         if world_size > 1 else raw_model
     if args.compile:
         model = torch.compile(model)
-    optimizer = torch.optim.SGD(param_groups(raw_model, cfg), lr=cfg.base_lr, momentum=cfg.momentum)
+    optimizer = torch.optim.SGD(model_lib.param_groups(raw_model, cfg), lr=cfg.base_lr,
+                                momentum=cfg.momentum)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast == torch.float16)
     first_epoch, it, evals, resumed_eval = 1, 0, [], None
     if checkpoint is not None:

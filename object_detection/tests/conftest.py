@@ -2,8 +2,6 @@
 
 import os
 import sys
-import tarfile
-import zipfile
 
 import pytest
 import torch
@@ -11,6 +9,7 @@ import torch
 FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, FOLDER)
 
+import extract  # noqa: E402
 import make_tiny_dataset  # noqa: E402
 
 # One intra-op thread: two threads thrash on a busy 2-core box.
@@ -23,19 +22,10 @@ def pytest_configure(config):
         "filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 
 
-def unpack(data_dir: str) -> None:
-    """Unpack the four archives in DATA_DIR, as `unzip` and `tar xzf` do for the real downloads."""
-    for name in ("train2014.zip", "val2014.zip", "annotations_trainval2014.zip"):
-        with zipfile.ZipFile(os.path.join(data_dir, name)) as zf:
-            zf.extractall(data_dir)
-    with tarfile.open(os.path.join(data_dir, "coco_annotations_minival.tgz")) as tf:
-        tf.extractall(data_dir, filter="data")
-
-
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> str:
     """make_tiny_dataset.py --seed 0, unpacked: a DATA_DIR with train2014/, val2014/ and annotations/."""
     d = str(tmp_path_factory.mktemp("tiny_data"))
     assert make_tiny_dataset.main([d, "--seed", "0"]) == 0
-    unpack(d)
+    assert extract.unpack_archives(d)  # as run_and_time.sh does for the real downloads
     return d

@@ -369,7 +369,7 @@ def test_param_groups_biases_get_twice_the_lr_and_no_weight_decay():
     import model
     from config import model_kwargs
     m = model.build_model(**model_kwargs(TINY))
-    opt = torch.optim.SGD(train.param_groups(m, TINY), lr=TINY.base_lr, momentum=0.9)
+    opt = torch.optim.SGD(model.param_groups(m, TINY), lr=TINY.base_lr, momentum=0.9)
     weights, biases = opt.param_groups
     names = {id(p): n for n, p in m.named_parameters()}
     assert all("bias" in names[id(p)] for p in biases["params"]) and biases["params"]
