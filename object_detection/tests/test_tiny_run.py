@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -403,11 +404,17 @@ def test_new_run_moves_the_old_log_aside(tmp_path):
 def test_two_gloo_processes_evaluate_each_image_once(tiny_data, tmp_path):
     out = str(tmp_path / "out")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as s:  # a port nobody holds (a fixed or pid-derived one may be taken)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", str(29500 + os.getpid() % 1000), train.__file__,
+                           "--master_addr", "127.0.0.1", "--master_port", str(port), train.__file__,
                            "--data-dir", tiny_data, "--output-dir", out, "--config", "tiny",
                            "--seed", str(SEED), "--device", "cpu", "--max-epochs", "1"],
                           env=env, capture_output=True, text=True, timeout=300)
+    assert os.path.exists(os.path.join(out, "summary.json")), \
+        f"exit {proc.returncode}, no summary.json; stdout:\n{proc.stdout[-3000:]}\n" \
+        f"stderr:\n{proc.stderr[-6000:]}"
     with open(os.path.join(out, "summary.json")) as f:
         s = json.load(f)
     assert proc.returncode != 0 and not s["success"], proc.stderr[-2000:]  # 1 epoch: below the targets
