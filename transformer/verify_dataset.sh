@@ -8,7 +8,8 @@ usage: verify_dataset.sh [DATA_DIR] [--aggregate]
 
 Real data (what download_dataset.sh leaves):
   - newstest2014.{en,de}: MD5 as in the v0.5 reference's verify_dataset.sh (checksums.md5 here);
-  - the four archives in DATA_DIR/raw_data: complete gzip streams;
+  - the four archives in DATA_DIR/raw_data: SHA-256 (checksums.sha256 here: the three training
+    archives as TensorFlow Datasets and stagedml record them, dev.tgz as stagedml does);
   - every extracted file the preprocessing reads: present, with the standard WMT line counts
     (News Commentary v12 270,769, CommonCrawl 2,399,123, Europarl v7 1,920,209, newstest2013 3,000
     pairs; equal on the .en and .de side).
@@ -57,11 +58,15 @@ while read -r sum name; do
   [[ "$(md5sum < "$f" | cut -d' ' -f1)" == "$sum" ]] || complain "$f: MD5 mismatch (expected $sum)"
 done < "$HERE/checksums.md5"
 
-for a in training-parallel-nc-v12.tgz training-parallel-commoncrawl.tgz training-parallel-europarl-v7.tgz dev.tgz; do
-  f="$DATA_DIR/raw_data/$a"
+# The archives: a hash, not only `gzip -t`, since a complete gzip stream can still be the wrong file (an
+# error page, another year's release). About 10 s for the 1.75 GB.
+while read -r sum name; do
+  f="$DATA_DIR/$name"
   if [[ ! -f "$f" ]]; then complain "$f is missing"; continue; fi
-  gzip -t "$f" 2>/dev/null || complain "$f: truncated or corrupt gzip archive"
-done
+  got=$(sha256sum < "$f" | cut -d' ' -f1)
+  [[ "$got" == "$sum" ]] ||
+    complain "$f: SHA-256 $got, expected $sum (truncated or not the reference's file: delete it and run download_dataset.sh again)"
+done < "$HERE/checksums.sha256"
 
 while read -r prefix count; do
   for lang in en de; do
