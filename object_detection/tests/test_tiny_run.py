@@ -2,9 +2,9 @@
 in the evaluation worker process while the next epoch trains, its MLPerf log is complete and passes the 0.7.0
 compliance checker but the real quality threshold, shuffled training category ids stay below the targets with
 the same epoch budget, masks swapped within images keep mask AP and boxes read as xyxy keep box AP below them,
-resume continues a run exactly (scoring what the checkpoint left pending), and the schedule, parameter groups,
-evaluation sharding and archive unpacking do what the reference does. The evaluation worker itself is tested
-in test_async_eval.py."""
+resume continues a run exactly (scoring the epoch the checkpoint left unscored), and the schedule, parameter
+groups, evaluation sharding and archive unpacking do what the reference does. The evaluation worker itself is
+tested in test_async_eval.py."""
 
 import copy
 import json
@@ -290,16 +290,17 @@ def test_boxes_read_as_xyxy_keep_box_ap_below_the_target(tiny_run, tiny_data, tm
 
 
 def test_resume_continues_the_run_exactly(tiny_data, tmp_path):
-    """The checkpoint of epoch e is written while epoch e is being scored: it carries epoch e's gathered COCO
-    results, and --resume scores them (in its own log) before training epoch e+1."""
+    """The checkpoint of epoch e is written while epoch e is being scored, without its score and without the
+    COCO results: --resume runs epoch e's inference again from the checkpointed weights and scores it (in its
+    own log) before training epoch e+1, with the same APs."""
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
     rc, s2, _ = run(tiny_data, straight, "--max-epochs", "2")
     assert rc == 1 and s2["epochs"] == 2 and s2["iterations"] == 80
     rc, s1, _ = run(tiny_data, split, "--max-epochs", "1")
     assert rc == 1 and s1["epochs"] == 1 and [e["epoch"] for e in s1["evals"]] == [1]
     pending = torch.load(os.path.join(split, "checkpoint.pt"), weights_only=True)
-    assert pending["evals"] == [] and pending["pending_eval"]["epoch"] == 1
-    assert pending["pending_eval"]["results"]
+    assert pending["evals"] == [] and pending["epoch"] == 1
+    assert set(pending) == {"model", "optimizer", "scaler", "epoch", "iteration", "evals", "seed", "config"}
     rc, resumed, log = run(tiny_data, split, "--max-epochs", "2", "--resume")
     assert rc == 1 and resumed["resumed"] and resumed["iterations"] == 80 and resumed["epochs"] == 2
     assert [e["epoch"] for e in resumed["evals"]] == [1, 2]
@@ -309,7 +310,9 @@ def test_resume_continues_the_run_exactly(tiny_data, tmp_path):
     a = torch.load(os.path.join(straight, "checkpoint.pt"), weights_only=True)
     b = torch.load(os.path.join(split, "checkpoint.pt"), weights_only=True)
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
-    assert a["pending_eval"] == b["pending_eval"] and a["pending_eval"]["epoch"] == 2
+    assert a["epoch"] == b["epoch"] == 2
+    assert [{k: v for k, v in e.items() if k != "seconds"} for e in a["evals"]] == \
+        [{k: v for k, v in e.items() if k != "seconds"} for e in b["evals"]]
     keys = [(e["key"], e["metadata"].get("epoch_num")) for e in log]
     assert keys.index(("eval_start", 1)) < keys.index(("eval_accuracy", 1)) < keys.index(("epoch_start", 2))
     assert any(e["key"] == "resumed" for e in log) and os.path.exists(os.path.join(split, "mlperf.log.1"))
