@@ -200,16 +200,9 @@ class MCTSPlayer:
         self.searches_pi = []
         self.positions = []
 
-    def tree_search(self) -> None:
-        """One batch: up to num_parallel leaves under virtual loss (2x tries), evaluated together."""
-        leaves = self.collect_leaves()
-        if leaves:
-            probs, values = self.network.run_many([leaf.position for leaf in leaves])
-            self.incorporate(leaves, probs, values)
-
     def collect_leaves(self) -> list[MCTSNode]:
-        """The selection half of tree_search: leaves to evaluate, left under virtual loss. Split out so
-        that several games can send their leaves to the network in one batch (selfplay.py)."""
+        """The selection half of one round of search: up to num_parallel leaves (2x tries) to evaluate
+        together, left under virtual loss; a finished game found on the way backs up its true result."""
         leaves = []
         failsafe = 0
         while len(leaves) < self.num_parallel and failsafe < self.num_parallel * 2:
@@ -224,22 +217,15 @@ class MCTSPlayer:
         return leaves
 
     def incorporate(self, leaves: list[MCTSNode], probs, values) -> None:
-        """The backup half of tree_search: the network's answers for collect_leaves' leaves."""
+        """The backup half of a round: the network's answers for collect_leaves' leaves."""
         for leaf, p, v in zip(leaves, probs, values):
             leaf.revert_virtual_loss(up_to=self.root)
             leaf.incorporate_results(p, float(v), up_to=self.root)
 
     def search(self, readouts: int | None = None, noise: bool = False) -> None:
-        """`readouts` more simulations from the root (the reference's "additional" readouts)."""
-        if not self.root.is_expanded:  # expand the root first, so even the first move gets noise
-            leaf = self.root.select_leaf(self.c_puct)
-            probs, values = self.network.run_many([leaf.position])
-            leaf.incorporate_results(probs[0], float(values[0]), up_to=self.root)
-        if noise:
-            self.root.inject_noise(self.rng)
-        target = self.root.N + (self.readouts if readouts is None else readouts)
-        while self.root.N < target:
-            self.tree_search()
+        """`readouts` more simulations from the root (the reference's "additional" readouts): search_many
+        with this player alone."""
+        search_many([self], readouts, noise)
 
     def should_resign(self) -> bool:
         return self.resign_threshold is not None and self.root.Q_perspective < self.resign_threshold
@@ -279,3 +265,45 @@ class MCTSPlayer:
         child.fmove = None
         child.N, child.W = n, w
         self.root = child
+
+
+def search_many(players: list[MCTSPlayer], readouts: int | None = None, noise: bool = False) -> None:
+    """MCTSPlayer.search for several players at once, each in its own tree: `readouts` more simulations
+    (default: each player's own count) from every root. Each tree goes through the steps of a search alone:
+    the root expanded first (so that even the first move gets noise), noise if asked, then rounds of
+    num_parallel leaves under virtual loss until the root has its visits. Only the network calls are
+    shared: every round, the leaves of all players that hold the same network go to it in one run_many
+    call (self-play and gating games in lockstep, the positions of move prediction), up to
+    num_parallel x len(players) positions per call instead of num_parallel."""
+    fresh = [(p, [p.root.select_leaf(p.c_puct)]) for p in players if not p.root.is_expanded]
+    for (p, (leaf,)), (probs, values) in zip(fresh, _evaluate(fresh)):
+        leaf.incorporate_results(probs[0], float(values[0]), up_to=p.root)
+    if noise:
+        for p in players:
+            p.root.inject_noise(p.rng)
+    targets = [p.root.N + (p.readouts if readouts is None else readouts) for p in players]
+    active = [(p, t) for p, t in zip(players, targets) if p.root.N < t]
+    while active:
+        requests = [(p, p.collect_leaves()) for p, _ in active]
+        for (p, leaves), (probs, values) in zip(requests, _evaluate(requests)):
+            p.incorporate(leaves, probs, values)
+        active = [(p, t) for p, t in active if p.root.N < t]
+
+
+def _evaluate(requests: list[tuple[MCTSPlayer, list[MCTSNode]]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(probs (n, N*N+1), values (n,)) for each (player, n leaves) request: one run_many call per network
+    held by the players (the leaves of every request on it, in order); an empty request gets empty arrays."""
+    answers: list = [(np.zeros((0, 0), np.float32), np.zeros(0, np.float32))] * len(requests)
+    by_network: dict[int, list[int]] = {}
+    for i, (player, leaves) in enumerate(requests):
+        if leaves:
+            by_network.setdefault(id(player.network), []).append(i)
+    for indices in by_network.values():
+        network = requests[indices[0]][0].network
+        probs, values = network.run_many([leaf.position for i in indices for leaf in requests[i][1]])
+        k = 0
+        for i in indices:
+            n = len(requests[i][1])
+            answers[i] = (probs[k:k + n], values[k:k + n])
+            k += n
+    return answers

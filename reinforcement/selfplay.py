@@ -77,11 +77,11 @@ def play_selfplay_game(network, cfg, seed: int, resign_enabled: bool) -> tuple[d
 
 
 def play_selfplay_games(network, cfg, seeds: list[int], resign_enabled: list[bool]) -> list[tuple[dict, str]]:
-    """Self-play games played in lockstep, one per seed: every round, each game in flight selects its
-    leaves (num_parallel under virtual loss) and all of them go to the network in one batch; then each
-    game backs up its answers. Each game follows exactly the steps of MCTSPlayer.search/pick_move/play_move
-    (root expansion, then noise before every move, `selfplay_readouts` more simulations, resignation check,
-    move); only the network calls are shared, so a batch holds up to num_parallel x len(seeds) positions."""
+    """Self-play games played in lockstep, one per seed: every move, the games in flight search together
+    (mcts.search_many: each tree as MCTSPlayer.search alone, the leaves of all games in one network call per
+    round, up to num_parallel x len(seeds) positions), then each resigns or plays its move. Each game is
+    the plain loop of the reference's selfplay_mcts.play: noise before every move, `selfplay_readouts` more
+    simulations, resignation check, move."""
     players = []
     for seed, resign in zip(seeds, resign_enabled):
         p = mcts.MCTSPlayer(network, readouts=cfg.selfplay_readouts, num_parallel=cfg.parallel_readouts,
@@ -89,48 +89,21 @@ def play_selfplay_games(network, cfg, seeds: list[int], resign_enabled: list[boo
         p.initialize_game(go.Position(cfg.board_size, cfg.komi))
         players.append(p)
     results: list[str | None] = [None] * len(players)
-    targets: list[float | None] = [None] * len(players)  # root visit count that ends this move's search
-    active = set(range(len(players)))
-    while active:
-        batch, owners = [], []  # positions to evaluate; (game, leaves or None for a root expansion)
-        for g in sorted(active):
+    active = list(range(len(players)))
+    while True:
+        for g in active:
+            if players[g].root.is_done():
+                results[g] = players[g].root.position.result_string()
+        active = [g for g in active if results[g] is None]
+        if not active:
+            break
+        mcts.search_many([players[g] for g in active], noise=True)
+        for g in active:
             p = players[g]
-            if targets[g] is not None and p.root.N >= targets[g]:  # this move's search is complete
-                targets[g] = None
-                if p.should_resign():
-                    results[g] = "W+R" if p.root.position.to_play == go.BLACK else "B+R"
-                    active.discard(g)
-                    continue
-                p.play_move(p.pick_move())
-            if targets[g] is None:  # a new move
-                if p.root.is_done():
-                    results[g] = p.root.position.result_string()
-                    active.discard(g)
-                    continue
-                if not p.root.is_expanded:  # expanded alone first, so that the noise has priors to mix
-                    leaf = p.root.select_leaf(p.c_puct)
-                    batch.append(leaf.position)
-                    owners.append((g, None, leaf))
-                    continue
-                p.root.inject_noise(p.rng)
-                targets[g] = p.root.N + p.readouts
-            leaves = p.collect_leaves()
-            batch += [leaf.position for leaf in leaves]
-            owners.append((g, leaves, None))
-        if not batch:
-            continue
-        probs, values = network.run_many(batch)
-        k = 0
-        for g, leaves, root_leaf in owners:
-            p = players[g]
-            if root_leaf is not None:
-                root_leaf.incorporate_results(probs[k], float(values[k]), up_to=p.root)
-                k += 1
-                p.root.inject_noise(p.rng)
-                targets[g] = p.root.N + p.readouts
+            if p.should_resign():
+                results[g] = "W+R" if p.root.position.to_play == go.BLACK else "B+R"
             else:
-                p.incorporate(leaves, probs[k:k + len(leaves)], values[k:k + len(leaves)])
-                k += len(leaves)
+                p.play_move(p.pick_move())
     return [_examples(p, result, cfg) for p, result in zip(players, results)]
 
 
@@ -143,23 +116,35 @@ def _examples(player, result: str, cfg) -> tuple[dict[str, np.ndarray], str]:
     return {"planes": planes, "pi": pi, "z": np.full(len(pi), z, np.float32)}, result
 
 
-def play_match_game(black, white, cfg) -> int:
-    """One gating game between two players in two-player mode (no noise, most visited move); each keeps its
-    own tree. Returns the winner: go.BLACK or go.WHITE (a draw, possible only with integer komi, is 0)."""
-    players = {go.BLACK: black, go.WHITE: white}
-    pos = go.Position(cfg.board_size, cfg.komi)
-    for p in players.values():
-        p.initialize_game(pos)
-    while not (pos.is_game_over() or pos.n >= pos.max_depth):
-        mover = players[pos.to_play]
-        mover.search()
-        if mover.should_resign():
-            return -pos.to_play
-        move = mover.pick_move()
+def play_match_games(pairs: list[tuple[mcts.MCTSPlayer, mcts.MCTSPlayer]], cfg) -> list[int]:
+    """Gating games, one per (black, white) pair of players in two-player mode (no noise, most visited move),
+    each player keeping its own tree, played in lockstep: every move, the players to move in all games in
+    flight search together (mcts.search_many: one network call per model per round). Returns each game's
+    winner: go.BLACK or go.WHITE (a draw, possible only with integer komi, is 0)."""
+    games = [{go.BLACK: black, go.WHITE: white} for black, white in pairs]
+    positions = [go.Position(cfg.board_size, cfg.komi) for _ in games]
+    for players, pos in zip(games, positions):
         for p in players.values():
-            p.play_move(move)
-        pos = mover.root.position
-    return pos.result()
+            p.initialize_game(pos)
+    winners: list[int | None] = [None] * len(games)
+    active = list(range(len(games)))
+    while True:
+        for g in active:
+            if positions[g].is_game_over() or positions[g].n >= positions[g].max_depth:
+                winners[g] = positions[g].result()
+        active = [g for g in active if winners[g] is None]
+        if not active:
+            return winners
+        movers = [games[g][positions[g].to_play] for g in active]
+        mcts.search_many(movers)
+        for g, mover in zip(active, movers):
+            if mover.should_resign():
+                winners[g] = -positions[g].to_play
+                continue
+            move = mover.pick_move()
+            for p in games[g].values():
+                p.play_move(move)
+            positions[g] = mover.root.position
 
 
 # ---- Worker processes: one pool per run, the network weights sent with every task ----
@@ -189,24 +174,33 @@ def selfplay_task(cfg, state_dict, seeds: list[int], resign_disable_pct: float,
         [result for _, result in games]
 
 
-def gating_task(cfg, new_state, best_state, games: list[tuple[int, int]]) -> tuple[int, int]:
-    """Play (seed, colour of the new model) games; returns the new model's wins (as black, as white)."""
-    wins = {go.BLACK: 0, go.WHITE: 0}
+def gating_task(cfg, new_state, best_state, games: list[tuple[int, int]],
+                device: str = "cpu") -> tuple[int, int]:
+    """Play (seed, colour of the new model) games, all in lockstep (play_match_games) with one network per
+    model on `device`; returns the new model's wins (as black, as white)."""
+    new_net = _network(cfg, new_state, games[0][0], device)
+    best_net = _network(cfg, best_state, games[0][0] + 1, device)
+
+    def player(network, seed: int) -> mcts.MCTSPlayer:
+        return mcts.MCTSPlayer(network, cfg.eval_readouts, cfg.parallel_readouts, cfg.eval_resign_threshold,
+                               two_player_mode=True, seed=seed)
+
+    pairs = []
     for seed, new_color in games:
-        new = mcts.MCTSPlayer(_network(cfg, new_state, seed), cfg.eval_readouts, cfg.parallel_readouts,
-                              cfg.eval_resign_threshold, two_player_mode=True, seed=seed)
-        best = mcts.MCTSPlayer(_network(cfg, best_state, seed + 1), cfg.eval_readouts, cfg.parallel_readouts,
-                               cfg.eval_resign_threshold, two_player_mode=True, seed=seed + 1)
-        black, white = (new, best) if new_color == go.BLACK else (best, new)
-        wins[new_color] += int(play_match_game(black, white, cfg) == new_color)
+        new, best = player(new_net, seed), player(best_net, seed + 1)
+        pairs.append((new, best) if new_color == go.BLACK else (best, new))
+    wins = {go.BLACK: 0, go.WHITE: 0}
+    for (_, new_color), winner in zip(games, play_match_games(pairs, cfg)):
+        wins[new_color] += int(winner == new_color)
     return wins[go.BLACK], wins[go.WHITE]
 
 
-def prediction_task(cfg, state_dict, paths: list[str], round_seed: int) -> tuple[int, int]:
-    """Move prediction (metrics.py) on some SGF files: (correct, attempted)."""
+def prediction_task(cfg, state_dict, paths: list[str], round_seed: int,
+                    device: str = "cpu") -> tuple[int, int]:
+    """Move prediction (metrics.py) on some SGF files with the network on `device`: (correct, attempted)."""
     records = [data.read_sgf(p, size=cfg.board_size) for p in paths]
     attempted = sum(len(r.moves) for r in records)
-    acc = metrics.move_prediction_accuracy(_network(cfg, state_dict, round_seed), records,
+    acc = metrics.move_prediction_accuracy(_network(cfg, state_dict, round_seed, device), records,
                                            cfg.prediction_readouts, cfg.prediction_parallel, rounds=1,
                                            seed=round_seed)
     return round(acc * attempted), attempted

@@ -115,10 +115,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", choices=sorted(PRESETS), default="reference", help="hyperparameter preset")
     p.add_argument("--seed", type=int, default=None, help="run seed (default: drawn, shared by all ranks)")
     p.add_argument("--device", default=None, help="cuda or cpu for training (default: cuda when available; "
-                                                  "self-play and evaluation workers run on the CPU)")
+                                                  "the workers' networks run where --selfplay-device says)")
     p.add_argument("--selfplay-device", choices=("cpu", "cuda"), default="cpu",
-                   help="where self-play workers evaluate their batched leaves (default: cpu; cuda: this "
-                        "rank's GPU, one CUDA context per worker; not yet run on a GPU, see the README)")
+                   help="where the workers (self-play, move prediction, gating) evaluate their batched "
+                        "leaves (default: cpu; cuda: this rank's GPU, one CUDA context per worker; not yet "
+                        "run on a GPU, see the README)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="accepted for the suite's common flags; the 191k-parameter network trains in fp32")
     p.add_argument("--compile", action="store_true", help="torch.compile the training model")
@@ -291,7 +292,7 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
         os.makedirs(window_dir, exist_ok=True)
         os.makedirs(models_dir, exist_ok=True)
     steps_per_gen = cfg.examples_per_generation // cfg.batch_size
-    # Self-play networks on this rank's GPU when asked (a spawned worker can open its own CUDA context).
+    # The workers' networks on this rank's GPU when asked (a spawned worker can open its own CUDA context).
     selfplay_device = "cpu"
     if args.selfplay_device == "cuda":  # main() checked that CUDA is there
         selfplay_device = str(device) if device.type == "cuda" else "cuda:0"
@@ -344,7 +345,8 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
 
             # Quality: move prediction of the new model (every model, accepted or not, as the reference).
             mllogger.start(key=constants.EVAL_START, metadata={"epoch_num": gen})
-            jobs = [(cfg, new_state, paths, seed + gen * 100 + rnd) for rnd in range(cfg.prediction_rounds)
+            jobs = [(cfg, new_state, paths, seed + gen * 100 + rnd, selfplay_device)
+                    for rnd in range(cfg.prediction_rounds)
                     for paths in share(sgf_paths, rank, world_size, cfg.selfplay_workers)]
             counts = torch.tensor([0, 0], dtype=torch.float64)
             for correct, attempted in pool.starmap(selfplay.prediction_task, jobs):
@@ -353,8 +355,8 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
             match = [(int(s), color) for color in (go.BLACK, go.WHITE)
                      for s in np.random.SeedSequence([seed, gen, 2, color + 1]).generate_state(
                          cfg.eval_games_per_side)]
-            jobs = [(cfg, new_state, best_state, chunk) for chunk in share(match, rank, world_size,
-                                                                           cfg.selfplay_workers)]
+            jobs = [(cfg, new_state, best_state, chunk, selfplay_device)
+                    for chunk in share(match, rank, world_size, cfg.selfplay_workers)]
             wins = torch.zeros(2, dtype=torch.float64)  # new model's wins as black, as white
             for w in pool.starmap(selfplay.gating_task, jobs):
                 wins += torch.tensor(w, dtype=torch.float64)

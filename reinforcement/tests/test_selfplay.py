@@ -1,4 +1,5 @@
-"""Self-play and gating games: lockstep games batch their leaves yet play exactly as MCTSPlayer alone."""
+"""Self-play and gating games, and move prediction: searches in lockstep (mcts.search_many) batch their
+leaves yet play exactly as MCTSPlayer alone."""
 
 import dataclasses
 
@@ -6,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+import data
 import go
 import mcts
+import metrics
 import selfplay
 from config import PRESETS
 
@@ -57,6 +60,110 @@ def test_lockstep_games_play_exactly_like_single_games(resign):
         assert np.allclose(ex["pi"], np.stack(player.searches_pi))
         z = 1.0 if result.startswith("B+") else -1.0
         assert (ex["z"] == z).all() and np.allclose(ex["pi"].sum(1), 1, atol=1e-5)
+
+
+class LeaningNet(MaterialNet):
+    """MaterialNet with priors that favour the last points: a second model that plays other moves."""
+
+    def run_many(self, positions):
+        probs, values = super().run_many(positions)
+        probs = probs * np.linspace(0.5, 1.5, probs.shape[1], dtype=np.float32)
+        return probs / probs.sum(1, keepdims=True), values
+
+
+def test_search_many_builds_the_trees_of_searches_alone():
+    rng = np.random.default_rng(0)
+    positions = [go.Position(CFG.board_size, CFG.komi)]
+    for _ in range(6):
+        positions.append(positions[-1].play_move(int(rng.choice(np.flatnonzero(
+            positions[-1].all_legal_moves()[:-1])))))
+    nets = [MaterialNet(), LeaningNet()]
+
+    def players():
+        out = []
+        for i, pos in enumerate(positions):
+            p = mcts.MCTSPlayer(nets[i % 2], readouts=20 + 3 * i, num_parallel=4, two_player_mode=i % 3 == 0,
+                                seed=i)
+            p.initialize_game(pos)
+            out.append(p)
+        return out
+
+    together, alone = players(), players()
+    calls = len(nets[0].batch_sizes)
+    mcts.search_many(together, noise=True)
+    assert max(nets[0].batch_sizes[calls:]) > 4  # several trees' leaves in one call
+    for p in alone:
+        p.search(noise=True)
+    for a, b in zip(together, alone):
+        assert a.root.N == b.root.N and np.array_equal(a.root.child_N, b.root.child_N)
+        assert np.array_equal(a.root.child_W, b.root.child_W) and a.pick_move() == b.pick_move()
+
+
+def sequential_match(black, white):
+    """The plain gating loop (the reference's play_match): one game, one search at a time."""
+    players = {go.BLACK: black, go.WHITE: white}
+    pos = go.Position(CFG.board_size, CFG.komi)
+    for p in players.values():
+        p.initialize_game(pos)
+    while not (pos.is_game_over() or pos.n >= pos.max_depth):
+        mover = players[pos.to_play]
+        mover.search()
+        if mover.should_resign():
+            return -pos.to_play, pos
+        move = mover.pick_move()
+        for p in players.values():
+            p.play_move(move)
+        pos = mover.root.position
+    return pos.result(), pos
+
+
+def test_lockstep_match_games_play_exactly_like_single_games():
+    def pairs(new, best):
+        out = []
+        for seed in range(4):
+            a = mcts.MCTSPlayer(new, 12, CFG.parallel_readouts, -0.8, two_player_mode=True, seed=seed)
+            b = mcts.MCTSPlayer(best, 12, CFG.parallel_readouts, -0.8, two_player_mode=True, seed=seed + 1)
+            out.append((a, b) if seed % 2 == 0 else (b, a))
+        return out
+
+    new, best = MaterialNet(), LeaningNet()
+    lockstep = pairs(new, best)
+    winners = selfplay.play_match_games(lockstep, CFG)
+    assert max(new.batch_sizes) > CFG.parallel_readouts
+    for (black, white), winner in zip(pairs(MaterialNet(), LeaningNet()), winners):
+        assert winner == sequential_match(black, white)[0]
+    ends = [max(b.root.position.n, w.root.position.n) for b, w in lockstep]
+    assert len(set(ends)) > 1 or len(set(winners)) > 1  # the games differ: not one game four times
+
+
+def test_move_prediction_in_lockstep_counts_as_searches_alone(monkeypatch):
+    rng = np.random.default_rng(3)
+    records = []
+    for _ in range(2):  # games of 5 moves: the network's own choice every other move, else a random one
+        pos = go.Position(CFG.board_size, CFG.komi)
+        for k in range(5):
+            if k % 2:
+                move = int(rng.choice(np.flatnonzero(pos.all_legal_moves()[:-1])))
+            else:
+                move = mcts.MCTSPlayer(MaterialNet(), readouts=10, num_parallel=4, two_player_mode=True,
+                                       resign_threshold=None).suggest_move(pos)
+            pos = pos.play_move(move)
+        records.append(data.GameRecord(size=CFG.board_size, komi=CFG.komi, moves=list(pos.recent)))
+    correct = attempted = 0
+    alone = MaterialNet()
+    for rec in records:
+        for pos, move in data.replay(rec):
+            p = mcts.MCTSPlayer(alone, readouts=10, num_parallel=4, two_player_mode=True,
+                                resign_threshold=None)
+            correct += int(p.suggest_move(pos) == move)
+            attempted += 1
+    assert 0 < correct < attempted
+    monkeypatch.setattr(metrics, "LOCKSTEP_POSITIONS", 3)  # chunks of 3, 3, 3, 1 positions
+    net = MaterialNet()
+    assert metrics.move_prediction_accuracy(net, records, readouts=10, num_parallel=4, rounds=2) == \
+        correct / attempted
+    # Per round: 4 chunks x (1 root expansion + 3 rounds of leaves) = 16 calls instead of 10 x 4 = 40.
+    assert max(net.batch_sizes) == 12 and len(net.batch_sizes) == 2 * 16 and len(alone.batch_sizes) == 40
 
 
 def test_match_game_and_tasks_run_with_a_real_network():

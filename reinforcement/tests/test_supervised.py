@@ -2,9 +2,12 @@
 
 1. Policy: the network trained by supervision on the GNU Go games (training window -> the loop's trainer),
    then scored by the real move-prediction evaluation (metrics.py: SGF replay, fresh MCTS per position,
-   random symmetries, most visited move, 2 rounds), beats a threshold that a random network and a build
-   whose policy targets are transposed (a coordinate bug) do not. Measured with these seeds on 5x5:
-   49.4 % correct, 26.2 % transposed, 8.9 % random (spec 8.1: 48.8 / 27.4 / 3.0); threshold 40 %.
+   random symmetries, most visited move), beats a threshold that a random network and a build whose policy
+   targets are transposed (a coordinate bug) do not. The network was trained without symmetries (as the
+   reference), so the random symmetry of each call makes the score noisy: 6 rounds instead of the preset's
+   2. Measured on 5x5 with these seeds: 41.5 % correct, 26.8 % transposed, 6.0 % random (spec 8.1: 48.8 /
+   27.4 / 3.0); over evaluator seeds 0-4, 41.3-44.6 / 26.8-30.8 / 4.2-7.1 (2 rounds: 38.7-49.4 /
+   25.6-33.9 / 3.0-7.7); threshold 36 %.
 2. Value: trained on finished games (random players, exact Tromp-Taylor results), the value head predicts
    the winner's sign on held-out late positions; with z stored from the mover's view instead of black's
    (the classic AlphaZero perspective bug) it does not. Measured: 77.8 % vs 54.4 %; threshold 70 %.
@@ -22,7 +25,8 @@ from config import PRESETS
 from selfplay import NetworkEvaluator, RandomPlayer
 
 CFG = PRESETS["tiny"]
-POLICY_THRESHOLD = 0.40
+POLICY_THRESHOLD = 0.36
+PREDICTION_ROUNDS = 6
 VALUE_THRESHOLD = 0.70
 STEPS = 300
 
@@ -49,7 +53,7 @@ def accuracy_after_training(records, examples, steps):
     net = train.build_model(CFG)
     train.train_steps(net, train.make_optimizer(net, CFG), examples, steps, CFG, np.random.default_rng(0))
     return metrics.move_prediction_accuracy(NetworkEvaluator(net, seed=0), records, CFG.prediction_readouts,
-                                            CFG.prediction_parallel, CFG.prediction_rounds)
+                                            CFG.prediction_parallel, PREDICTION_ROUNDS)
 
 
 def test_window_holds_every_position(window):
