@@ -351,6 +351,10 @@ def train(args, cfg, mllogger, device, rank, world_size, local_batch) -> int:
                    "world_size": world_size, "resumed": checkpoint is not None, "evals": evals}
         with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
+    # Every rank waits here for rank 0's summary.json: when one process exits non-zero (target missed),
+    # torchrun stops the others at once and could kill rank 0 before it has written it.
+    if world_size > 1:
+        dist.barrier()
     return 0 if success else 1
 
 

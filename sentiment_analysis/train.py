@@ -246,6 +246,10 @@ def run(args, cfg, mllogger, rank, world, distributed, device) -> int:
             (args.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             progress(rank, f"{'reached' if success else 'missed'} target {cfg.target} "
                            f"({status}) after {epochs} epochs, {seconds:.1f} s from run_start")
+        # Every rank waits here for rank 0's summary.json: when one process exits non-zero (target missed),
+        # torchrun stops the others at once and could kill rank 0 before it has written it.
+        if distributed:
+            dist.barrier()
         return 0 if success else 1
 
     # --- data (timed, as in 2018) ----------------------------------------------------------

@@ -341,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         log(f"run {'reached' if status == constants.SUCCESS else 'missed'} the target {target} "
             f"(BLEU {bleu:.2f}) after {epoch} epochs, {seconds:.0f} s")
+    # Every rank waits here for rank 0's summary.json: when one process exits non-zero (target missed),
+    # torchrun stops the others at once and could kill rank 0 before it has written it.
+    if world > 1:
+        dist.barrier()
     for h in handlers:
         h.close()
     if world > 1:

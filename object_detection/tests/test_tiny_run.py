@@ -405,13 +405,29 @@ def test_new_run_moves_the_old_log_aside(tmp_path):
 
 
 def test_two_gloo_processes_evaluate_each_image_once(tiny_data, tmp_path):
+    """Also: rank 1 misses the target (exit 1) while rank 0 still closes its evaluation worker; torchrun then
+    stops rank 0 at once unless every rank waits for summary.json. The close is slowed down by 3 s here (as
+    on a loaded machine, where CI once lost summary.json), so the test fails without that wait."""
     out = str(tmp_path / "out")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    slow_close = tmp_path / "slow_close.py"
+    slow_close.write_text(f"""import sys, time
+sys.path.insert(0, {os.path.dirname(train.__file__)!r})
+import train
+
+if __name__ == "__main__":  # not in the spawned evaluation worker, which imports this file too
+    close = train.CocoEvaluator.close
+    def slow(self):
+        time.sleep(3)
+        close(self)
+    train.CocoEvaluator.close = slow
+    sys.exit(train.main())
+""")
     with socket.socket() as s:  # a port nobody holds (a fixed or pid-derived one may be taken)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_addr", "127.0.0.1", "--master_port", str(port), train.__file__,
+                           "--master_addr", "127.0.0.1", "--master_port", str(port), str(slow_close),
                            "--data-dir", tiny_data, "--output-dir", out, "--config", "tiny",
                            "--seed", str(SEED), "--device", "cpu", "--max-epochs", "1"],
                           env=env, capture_output=True, text=True, timeout=300)
