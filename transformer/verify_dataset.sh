@@ -7,9 +7,10 @@ usage() {
 usage: verify_dataset.sh [DATA_DIR] [--aggregate]
 
 Real data (what download_dataset.sh leaves):
-  - newstest2014.{en,de}: MD5 as in the v0.5 reference's verify_dataset.sh (checksums.md5 here);
-  - the four archives in DATA_DIR/raw_data: SHA-256 (checksums.sha256 here: the three training
-    archives as TensorFlow Datasets and stagedml record them, dev.tgz as stagedml does);
+  - newstest2014.{en,de}: MD5 as in the v0.5 reference's verify_dataset.sh, and raw_data/dev.tgz: MD5
+    as sacreBLEU records it for wmt17/dev (checksums.md5 here);
+  - the three training archives in DATA_DIR/raw_data: SHA-256 as TensorFlow Datasets and stagedml
+    record them (checksums.sha256 here);
   - every extracted file the preprocessing reads: present, with the standard WMT line counts
     (News Commentary v12 270,769, CommonCrawl 2,399,123, Europarl v7 1,920,209, newstest2013 3,000
     pairs; equal on the .en and .de side).
@@ -55,11 +56,12 @@ complain() { echo "BAD: $*" >&2; bad=1; }
 while read -r sum name; do
   f="$DATA_DIR/$name"
   if [[ ! -f "$f" ]]; then complain "$f is missing"; continue; fi
-  [[ "$(md5sum < "$f" | cut -d' ' -f1)" == "$sum" ]] || complain "$f: MD5 mismatch (expected $sum)"
+  [[ "$(md5sum < "$f" | cut -d' ' -f1)" == "$sum" ]] ||
+    complain "$f: MD5 mismatch (expected $sum; delete it and run download_dataset.sh again)"
 done < "$HERE/checksums.md5"
 
-# The archives: a hash, not only `gzip -t`, since a complete gzip stream can still be the wrong file (an
-# error page, another year's release). About 10 s for the 1.75 GB.
+# The training archives: a hash, not only `gzip -t`, since a complete gzip stream can still be the wrong
+# file (another year's release). About 10 s for the 1.74 GB.
 while read -r sum name; do
   f="$DATA_DIR/$name"
   if [[ ! -f "$f" ]]; then complain "$f is missing"; continue; fi

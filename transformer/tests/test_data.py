@@ -177,23 +177,26 @@ def test_verify_dataset_checks_each_archive_hash(tiny_data, tmp_path):
     with a copy of the script whose checksums.sha256 lists the stand-in archive)."""
     data = tmp_path / "data"
     (data / "raw_data").mkdir(parents=True)
+    nc = data / "raw_data" / "training-parallel-nc-v12.tgz"
+    _tgz(nc, tiny_data / "raw_data", ["training/news-commentary-v12.de-en.en"])
     _tgz(data / "raw_data" / "dev.tgz", tiny_data / "raw_data", ["dev/newstest2013.en"])
     real = _run(["bash", "verify_dataset.sh", str(data)])
     assert real.returncode == 1
-    assert f"{data}/raw_data/dev.tgz: SHA-256 " in real.stderr and \
-        "expected 9d5ff04a28496b7796904ea65e50e3837bab14dbdca88b1e063105f17513dca9" in real.stderr
-    assert f"{data}/raw_data/training-parallel-nc-v12.tgz is missing" in real.stderr
+    assert f"{nc}: SHA-256 " in real.stderr and \
+        "expected 2b45f30ef1d550d302fd17dd3a5cbe19134ccc4c2cf50c2dae534aee600101a2" in real.stderr
+    assert f"{data}/raw_data/dev.tgz: MD5 mismatch (expected 9b1aa63c1cf49dccdd20b962fe313989" in real.stderr
+    assert f"{data}/raw_data/training-parallel-commoncrawl.tgz is missing" in real.stderr
 
     scripts = tmp_path / "scripts"
     scripts.mkdir()
-    for name in ("verify_dataset.sh", "checksums.md5"):
-        shutil.copy(FOLDER / name, scripts / name)
-    digest = hashlib.sha256((data / "raw_data" / "dev.tgz").read_bytes()).hexdigest()
-    (scripts / "checksums.sha256").write_text(f"{digest}  raw_data/dev.tgz\n")
+    shutil.copy(FOLDER / "verify_dataset.sh", scripts / "verify_dataset.sh")
+    shutil.copy(FOLDER / "checksums.md5", scripts / "checksums.md5")
+    digest = hashlib.sha256(nc.read_bytes()).hexdigest()
+    (scripts / "checksums.sha256").write_text(f"{digest}  raw_data/training-parallel-nc-v12.tgz\n")
     copy = subprocess.run(["bash", str(scripts / "verify_dataset.sh"), str(data)], capture_output=True,
                           text=True, timeout=60)
     assert copy.returncode == 1  # still no corpora and no newstest2014
-    assert "dev.tgz:" not in copy.stderr and "dev.tgz is missing" not in copy.stderr
+    assert "nc-v12.tgz:" not in copy.stderr and "nc-v12.tgz is missing" not in copy.stderr
     assert "newstest2014.en is missing" in copy.stderr
 
 
