@@ -18,6 +18,7 @@ Environment (defaults in brackets):
   DATA_DIR [./data]  OUTPUT_DIR [./output]  CONFIG [reference] (or tiny)  SEED [drawn here]
   NPROC_PER_NODE [GPUs listed by nvidia-smi -L, else 1]  NNODES [1]  NODE_RANK [0]
   MASTER_ADDR [127.0.0.1]  MASTER_PORT [29500]  PYTHON [python3]
+  TORCHRUN [0]: 1 launches torchrun even for one process (DDP with one rank, as make gpu-check does)
 Examples:
   ./run_and_time.sh                                    # all local GPUs, reference preset
   NPROC_PER_NODE=8 ./run_and_time.sh --global-batch-size 1024
@@ -49,7 +50,7 @@ if [ ! -d "$DATA_DIR/train" ] || [ ! -d "$DATA_DIR/val" ]; then
 fi
 
 args=(--data-dir "$DATA_DIR" --output-dir "$OUTPUT_DIR" --config "$CONFIG" --seed "$SEED" "$@")
-if [ "$((NPROC_PER_NODE * NNODES))" -eq 1 ]; then
+if [ "$((NPROC_PER_NODE * NNODES))" -eq 1 ] && [ "${TORCHRUN:-0}" != 1 ]; then
   cmd=("$PYTHON" train.py "${args[@]}")
 else
   cmd=("$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC_PER_NODE" --nnodes "$NNODES"

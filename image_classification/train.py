@@ -284,14 +284,16 @@ def main(argv=None) -> int:
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
     # Distributed: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; a plain `python train.py` is one process.
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    # torchrun (even with one process, as `make gpu-check` runs it) means DDP and collectives.
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    world_size = int(os.environ.get("WORLD_SIZE", "1")) if distributed else 1
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda":
-        device = torch.device("cuda", local_rank if world_size > 1 else (device.index or 0))
+        device = torch.device("cuda", local_rank if distributed else (device.index or 0))
         torch.cuda.set_device(device)
-    if world_size > 1:
+    if distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if cfg.global_batch_size % world_size:
         raise SystemExit(f"global batch {cfg.global_batch_size} is not divisible by {world_size} ranks")
@@ -308,14 +310,15 @@ def main(argv=None) -> int:
     finally:
         for handler in mllogger.logger.handlers:
             handler.close()
-        if world_size > 1:
+        if distributed:
             dist.destroy_process_group()
 
 
 def train(args, cfg, mllogger, device, rank, world_size, local_batch) -> int:
+    distributed = dist.is_initialized()  # under torchrun, even with one process
     def progress(msg: str, all_ranks: bool = False):
         if rank == 0 or all_ranks:
-            print(f"[rank {rank}] {msg}" if world_size > 1 else msg, file=sys.stderr, flush=True)
+            print(f"[rank {rank}] {msg}" if distributed else msg, file=sys.stderr, flush=True)
 
     # This code does not drop the OS page cache (that needs root on the host), so say so honestly.
     mllogger.event(key=constants.CACHE_CLEAR, value=False)
@@ -340,7 +343,7 @@ def train(args, cfg, mllogger, device, rank, world_size, local_batch) -> int:
         seed = checkpoint["seed"]
     elif seed is None:
         seed = int.from_bytes(os.urandom(4), "little") >> 1
-        if world_size > 1:
+        if distributed:
             box = [seed]
             dist.broadcast_object_list(box, src=0)
             seed = box[0]
@@ -406,7 +409,7 @@ def train(args, cfg, mllogger, device, rank, world_size, local_batch) -> int:
     raw_model = resnet50(cfg.num_classes, cfg.width, cfg.fc_init)
     raw_model = raw_model.to(device, memory_format=torch.channels_last)
     model = DistributedDataParallel(raw_model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if world_size > 1 else raw_model
+        if distributed else raw_model
     if args.compile:
         model = torch.compile(model)
     optimizer = make_optimizer(raw_model, cfg, device)
@@ -425,7 +428,7 @@ def train(args, cfg, mllogger, device, rank, world_size, local_batch) -> int:
             progress("the checkpointed run had already reached the target; nothing to do")
             return 0
     mllogger.end(key=constants.INIT_STOP)
-    if world_size > 1:
+    if distributed:
         dist.barrier()
     mllogger.start(key=constants.RUN_START)
     run_start = time.time()
@@ -452,7 +455,7 @@ def train(args, cfg, mllogger, device, rank, world_size, local_batch) -> int:
     def run_eval(epoch: int) -> float:
         mllogger.start(key=constants.EVAL_START, metadata={"epoch_num": epoch})
         sums = evaluate(model, val_loader, val_set, cfg, device, autocast)
-        if world_size > 1:
+        if distributed:
             dist.all_reduce(sums)  # every rank gets the same top-1, so all make the same stop decision
         correct, count = sums.tolist()
         top1 = correct / count
@@ -480,7 +483,7 @@ def train(args, cfg, mllogger, device, rank, world_size, local_batch) -> int:
                                           autocast, lr_at, step, f"epoch {epoch}",
                                           cfg.log_every if rank == 0 else 0, cfg.global_batch_size)
         step += steps
-        if world_size > 1:
+        if distributed:
             dist.all_reduce(loss_sum)
         mean_loss = loss_sum.item() / (steps * world_size)
         mllogger.end(key=constants.EPOCH_STOP, metadata={"epoch_num": epoch})
@@ -502,7 +505,7 @@ def train(args, cfg, mllogger, device, rank, world_size, local_batch) -> int:
             status = constants.SUCCESS
             break
 
-    if world_size > 1:
+    if distributed:
         dist.barrier()
     mllogger.end(key=constants.RUN_STOP, metadata={"status": status})
     seconds = time.time() - run_start
@@ -518,7 +521,7 @@ def train(args, cfg, mllogger, device, rank, world_size, local_batch) -> int:
             json.dump(summary, f, indent=1)
     # Every rank waits here for rank 0's summary.json: when one process exits non-zero (target missed),
     # torchrun stops the others at once and could kill rank 0 before it has written it.
-    if world_size > 1:
+    if distributed:
         dist.barrier()
     return 0 if success else 1
 

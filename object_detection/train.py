@@ -312,14 +312,16 @@ def main(argv=None) -> int:
         cfg = dataclasses.replace(cfg, max_epochs=args.max_epochs)
 
     # Distributed: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; a plain `python train.py` is one process.
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    # torchrun (even with one process, as `make gpu-check` runs it) means DDP and collectives.
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    world_size = int(os.environ.get("WORLD_SIZE", "1")) if distributed else 1
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda":
-        device = torch.device("cuda", local_rank if world_size > 1 else (device.index or 0))
+        device = torch.device("cuda", local_rank if distributed else (device.index or 0))
         torch.cuda.set_device(device)
-    if world_size > 1:
+    if distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         if cfg.global_batch_size % world_size:
@@ -334,7 +336,7 @@ def main(argv=None) -> int:
             except extract.ExtractError as e:
                 print(f"train.py: error: {e}", file=sys.stderr)
                 status = [2]
-        if world_size > 1:
+        if distributed:
             dist.broadcast_object_list(status, src=0)  # the other ranks wait for the unpacking, or stop too
         if status[0]:
             return status[0]
@@ -352,14 +354,15 @@ def main(argv=None) -> int:
             for handler in mllogger.logger.handlers:
                 handler.close()
     finally:
-        if world_size > 1:
+        if distributed:
             dist.destroy_process_group()
 
 
 def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
+    distributed = dist.is_initialized()  # under torchrun, even with one process
     def progress(msg: str, all_ranks: bool = False):
         if rank == 0 or all_ranks:
-            print(f"[rank {rank}] {msg}" if world_size > 1 else msg, file=sys.stderr, flush=True)
+            print(f"[rank {rank}] {msg}" if distributed else msg, file=sys.stderr, flush=True)
 
     mllogger.event(key=constants.CACHE_CLEAR, value=False)  # the OS page cache is not dropped (needs root)
     mllogger.start(key=constants.INIT_START)
@@ -383,7 +386,7 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
         seed = checkpoint["seed"]
     elif seed is None:
         seed = int.from_bytes(os.urandom(4), "little") >> 1
-        if world_size > 1:
+        if distributed:
             box = [seed]
             dist.broadcast_object_list(box, src=0)
             seed = box[0]
@@ -429,7 +432,7 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
         model_lib.load_c2_backbone(raw_model.backbone.body,
                                    data.read_detectron_weights(os.path.join(args.data_dir, "R-50.pkl")))
     model = DistributedDataParallel(raw_model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if world_size > 1 else raw_model
+        if distributed else raw_model
     if args.compile:
         model = torch.compile(model)
     optimizer = torch.optim.SGD(model_lib.param_groups(raw_model, cfg), lr=cfg.base_lr,
@@ -451,7 +454,7 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
             progress("the checkpointed run had already reached both targets; nothing to do")
             return 0
     mllogger.end(key=constants.INIT_STOP)
-    if world_size > 1:
+    if distributed:
         dist.barrier()
     mllogger.start(key=constants.RUN_START)
     run_start = time.time()
@@ -513,7 +516,7 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
                     progress(f"epoch {epoch_num} eval bbox AP {accuracy['BBOX']:.4f} segm AP "
                              f"{accuracy['SEGM']:.4f} ({seconds:.1f} s since run start, iteration {it})")
                     code = int(reached(entry, cfg))
-        if world_size > 1:
+        if distributed:
             flag = torch.tensor([code], dtype=torch.int32, device=device)
             dist.broadcast(flag, src=0)
             code = int(flag.item())
@@ -545,7 +548,7 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
                 model, optimizer, scaler, loader, cfg, device, autocast, it, f"epoch {epoch}",
                 cfg.log_every if rank == 0 else 0, poll=lambda: collect_eval(wait=False))
             it += iters
-            if world_size > 1:
+            if distributed:
                 dist.all_reduce(loss_sum)
             mean_loss = loss_sum.item() / max(iters * world_size, 1)
             mllogger.end(key=constants.EPOCH_STOP, metadata={"epoch_num": epoch})
@@ -575,7 +578,7 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
         if not stop:  # end of the schedule (or divergence): the last evaluation decides
             stop = collect_eval(wait=True)
         status = constants.SUCCESS if stop else constants.ABORTED
-        if world_size > 1:
+        if distributed:
             dist.barrier()
         mllogger.end(key=constants.RUN_STOP, metadata={"status": status})
         seconds = time.time() - run_start
@@ -600,7 +603,7 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
             json.dump(summary, f, indent=1)
     # Every rank waits here for rank 0's summary.json: when one process exits non-zero (target missed),
     # torchrun stops the others at once and could kill rank 0 before it has written it.
-    if world_size > 1:
+    if distributed:
         dist.barrier()
     return 0 if success else 1
 

@@ -182,14 +182,16 @@ def main(argv=None) -> int:
     cfg = dataclasses.replace(cfg, **{k: v for k, v in (("max_generations", args.max_epochs),
                                                         ("termination_accuracy", args.target),
                                                         ("selfplay_workers", args.workers)) if v is not None})
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    # torchrun (even with one process, as `make gpu-check` runs it) means DDP and collectives.
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    world_size = int(os.environ.get("WORLD_SIZE", "1")) if distributed else 1
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda":
-        device = torch.device("cuda", local_rank if world_size > 1 else (device.index or 0))
+        device = torch.device("cuda", local_rank if distributed else (device.index or 0))
         torch.cuda.set_device(device)
-    if world_size > 1:
+    if distributed:
         # gloo: the loop's collectives carry Python objects (examples, weights) and small CPU tensors.
         dist.init_process_group("gloo")
     os.makedirs(args.output_dir, exist_ok=True)
@@ -203,11 +205,12 @@ def main(argv=None) -> int:
     finally:
         for handler in mllogger.logger.handlers:
             handler.close()
-        if world_size > 1:
+        if distributed:
             dist.destroy_process_group()
 
 
 def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
+    distributed = dist.is_initialized()  # under torchrun, even with one process
     def progress(msg: str):
         if rank == 0:
             print(msg, file=sys.stderr, flush=True)
@@ -228,7 +231,7 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
     seed = checkpoint["seed"] if checkpoint is not None else args.seed
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") >> 1
-        if world_size > 1:
+        if distributed:
             box = [seed]
             dist.broadcast_object_list(box, src=0)
             seed = box[0]
@@ -276,7 +279,7 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
             "from_epoch": checkpoint["generation"], "note": "not an MLPerf result: the clock restarted"})
         progress(f"resumed from {checkpoint_path} after generation {checkpoint['generation']}")
     mllogger.end(key=constants.INIT_STOP)
-    if world_size > 1:
+    if distributed:
         dist.barrier()
     mllogger.start(key=constants.RUN_START)
     run_start = time.time()
@@ -311,7 +314,7 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
                     for chunk in share(seeds, rank, world_size, cfg.selfplay_workers)]
             played = pool.starmap(selfplay.selfplay_task, jobs)
             games = data.concat_examples([ex for ex, _ in played]) if played else None
-            if world_size > 1:
+            if distributed:
                 gathered = [None] * world_size
                 dist.all_gather_object(gathered, games)
                 games = data.concat_examples([g for g in gathered if g is not None])
@@ -327,7 +330,7 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
                 save_atomic(os.path.join(models_dir, f"{gen:06d}.pt"), new_state)
             else:
                 losses, new_state = None, None
-            if world_size > 1:
+            if distributed:
                 box = [new_state, losses]
                 dist.broadcast_object_list(box, src=0)
                 new_state, losses = box
@@ -360,7 +363,7 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
             wins = torch.zeros(2, dtype=torch.float64)  # new model's wins as black, as white
             for w in pool.starmap(selfplay.gating_task, jobs):
                 wins += torch.tensor(w, dtype=torch.float64)
-            if world_size > 1:
+            if distributed:
                 dist.all_reduce(counts)
                 dist.all_reduce(wins)
             accuracy = float(counts[0] / counts[1])
@@ -390,7 +393,7 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
         pool.close()
         pool.join()
 
-    if world_size > 1:
+    if distributed:
         dist.barrier()
     mllogger.end(key=constants.RUN_STOP, metadata={"status": status})
     seconds = time.time() - run_start
@@ -406,7 +409,7 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
             json.dump(summary, f, indent=1)
     # Every rank waits here for rank 0's summary.json: when one process exits non-zero (target missed),
     # torchrun stops the others at once and could kill rank 0 before it has written it.
-    if world_size > 1:
+    if distributed:
         dist.barrier()
     return 0 if success else 1
 

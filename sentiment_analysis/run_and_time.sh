@@ -18,6 +18,7 @@ Environment:
   NPROC_PER_NODE  processes per node                      (default: GPUs listed by nvidia-smi -L, else 1)
   NNODES NODE_RANK MASTER_ADDR MASTER_PORT                (several nodes; defaults 1 0 127.0.0.1 29500)
   PYTHON          interpreter                             (default: python3)
+  TORCHRUN        1: torchrun even for one process (DDP with one rank, as make gpu-check does)
 There is no preprocessing step: train.py streams the archive, and reading, tokenising and the
 vocabulary are inside the timed region, as in 2018.
 USAGE
@@ -43,7 +44,7 @@ start="$(date +%s)"
 start_iso="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "STARTING TIMING RUN AT $start_iso"
 set +e
-if [[ "$NPROC_PER_NODE" == 1 && "$NNODES" == 1 ]]; then
+if [[ "$NPROC_PER_NODE" == 1 && "$NNODES" == 1 && "${TORCHRUN:-0}" != 1 ]]; then
   "$PYTHON" "$HERE/train.py" "${args[@]}"
 else
   "$PYTHON" -m torch.distributed.run --nnodes "$NNODES" --node_rank "$NODE_RANK" \

@@ -16,6 +16,7 @@ Environment (defaults in brackets):
   DATA_DIR [./data]  OUTPUT_DIR [./output]  CONFIG [reference] (or v05, tiny)  SEED [drawn here]
   NPROC_PER_NODE [GPUs listed by nvidia-smi -L, else 1]  NNODES [1]  NODE_RANK [0]
   MASTER_ADDR [127.0.0.1]  MASTER_PORT [29500]  PYTHON [python3]
+  TORCHRUN [0]: 1 launches torchrun even for one process (DDP with one rank, as make gpu-check does)
 Examples:
   ./run_and_time.sh                                    # all local GPUs, reference preset
   CONFIG=tiny DATA_DIR=/tmp/tiny ./run_and_time.sh --device cpu
@@ -42,7 +43,7 @@ PYTHON=${PYTHON:-python3}
 "$PYTHON" preprocess.py "$DATA_DIR"
 
 args=(--data-dir "$DATA_DIR" --output-dir "$OUTPUT_DIR" --config "$CONFIG" --seed "$SEED" "$@")
-if [ "$((NPROC_PER_NODE * NNODES))" -eq 1 ]; then
+if [ "$((NPROC_PER_NODE * NNODES))" -eq 1 ] && [ "${TORCHRUN:-0}" != 1 ]; then
   cmd=("$PYTHON" train.py "${args[@]}")
 else
   cmd=("$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC_PER_NODE" --nnodes "$NNODES"

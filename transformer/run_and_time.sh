@@ -16,6 +16,7 @@ Environment (defaults in brackets):
   DATA_DIR [./data]  OUTPUT_DIR [./output]  CONFIG [reference] (or tiny)  SEED [drawn here]
   NPROC_PER_NODE [GPUs listed by nvidia-smi -L, else 1]  NNODES [1]  NODE_RANK [0]
   MASTER_ADDR [127.0.0.1]  MASTER_PORT [29500]  PYTHON [python3]
+  TORCHRUN [0]: 1 launches torchrun even for one process (DDP with one rank, as make gpu-check does)
 USAGE
 }
 
@@ -44,7 +45,7 @@ if [[ ! -f "$manifest" ]] || ! grep -q "\"config\": \"$CONFIG\"" "$manifest"; th
   "$PYTHON" preprocess.py "$DATA_DIR" --config "$CONFIG"
 fi
 
-if (( NPROC_PER_NODE * NNODES > 1 )); then
+if (( NPROC_PER_NODE * NNODES > 1 )) || [[ "${TORCHRUN:-0}" == 1 ]]; then
   launch=("$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC_PER_NODE" --nnodes "$NNODES"
           --node_rank "$NODE_RANK" --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" train.py)
 else

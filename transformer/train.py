@@ -135,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     data_dir, output_dir = Path(args.data_dir), Path(args.output_dir)
 
     # --- distributed: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; plain python is one process ---
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    # torchrun (even with one process, as `make gpu-check` runs it) means DDP and collectives.
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    rank = int(os.environ.get("RANK", 0)) if distributed else 0
+    world = int(os.environ.get("WORLD_SIZE", 1)) if distributed else 1
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda":
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.cuda.set_device(device)
     if device.type == "cpu" and cfg.cpu_threads and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(cfg.cpu_threads)
-    if world > 1:
+    if distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     use_amp = args.amp if args.amp is not None else device.type == "cuda"
     amp_dtype = torch.bfloat16 if (device.type != "cuda" or torch.cuda.is_bf16_supported()) else torch.float16
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and checkpoint_path.exists():
         ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         seed = int(ckpt["seed"])  # the data order depends on it
-    if world > 1:
+    if distributed:
         t = torch.tensor([seed], dtype=torch.long, device=device)  # NCCL needs a CUDA tensor
         dist.broadcast(t, 0)
         seed = int(t.item())
@@ -192,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train.py: error: {e}", file=sys.stderr)
         for h in handlers:
             h.close()
-        if world > 1:
+        if distributed:
             dist.destroy_process_group()
         return 1
     vocab_size = manifest["vocab_size"]  # from the vocabulary, never a constant (spec pitfall 1)
@@ -217,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                        metadata={"from_epoch": start_epoch, "note": "a resumed run is not an MLPerf result"})
         log(f"resumed from {checkpoint_path} after epoch {start_epoch} (step {step})")
     model = torch.compile(raw_model) if args.compile else raw_model
-    if world > 1:
+    if distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     peak_lr = lr_lambda(cfg.d_model, cfg.learning_rate, cfg.warmup_steps)(cfg.warmup_steps)
@@ -232,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     mllogger.event(key=constants.MAX_SEQUENCE_LENGTH, value=cfg.max_length, metadata={"method": "discard"})
     mllogger.end(key=constants.INIT_STOP)
 
-    if world > 1:
+    if distributed:
         dist.barrier()
     mllogger.start(key=constants.RUN_START)
     run_start = time.time()
@@ -280,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"epoch {epoch} step {i + 1}/{len(batches)} loss {loss.item():.3f} "
                     f"lr {scheduler.get_last_lr()[0]:.2e} {rate:.0f} tgt tok/s, epoch ETA {eta:.0f} s")
         mean_loss = loss_sum / max(len(batches), 1)
-        if world > 1:
+        if distributed:
             dist.all_reduce(mean_loss)
             mean_loss /= world
         mllogger.end(key=constants.EPOCH_STOP, metadata={"epoch_num": epoch})
@@ -303,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             hyps = translate(raw_model, sp, test_src, cfg, device, rank, world)
         value = torch.tensor([sacrebleu_uncased(hyps, test_ref) if rank == 0 else 0.0], dtype=torch.float64)
         tok_bleu = bleu_2018(hyps, test_ref) if rank == 0 else 0.0
-        if world > 1:  # every rank decides on rank 0's number
+        if distributed:  # every rank decides on rank 0's number
             value = value.to(device)
             dist.all_reduce(value)
         bleu = float(value.item())
@@ -327,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             break
 
     rank_values = [bleu]
-    if world > 1:  # what each rank decided on, recorded so a test can see that they agree
+    if distributed:  # what each rank decided on, recorded so a test can see that they agree
         rank_values = [None] * world
         dist.all_gather_object(rank_values, bleu)
         dist.barrier()
@@ -343,11 +346,11 @@ def main(argv: list[str] | None = None) -> int:
             f"(BLEU {bleu:.2f}) after {epoch} epochs, {seconds:.0f} s")
     # Every rank waits here for rank 0's summary.json: when one process exits non-zero (target missed),
     # torchrun stops the others at once and could kill rank 0 before it has written it.
-    if world > 1:
+    if distributed:
         dist.barrier()
     for h in handlers:
         h.close()
-    if world > 1:
+    if distributed:
         dist.destroy_process_group()
     return 0 if status == constants.SUCCESS else 1
 
