@@ -3,6 +3,11 @@
 #   make demo [BENCH=<folder>]    tiny synthetic run of every benchmark (or one), a table and a plot
 #   make test                     lint, shellcheck, the contract test and every folder's pytest suite
 #   make bench [PYTHON=python3]   every folder's bench.py on whatever device is found, one table
+#   make score BENCH=<folder> [RUNS=N] [CONFIG=reference|tiny] [SEEDS="1 2 3"] [ARGS="--target 0.9"]
+#                                 the MLPerf v0.5 result over N seeded runs (tiny: the pass rate)
+#   make gpu-check [BENCH=] [WHEELS=dir] [DATA=.demo] [DEVICE=cpu] [PYTHON=python3] [GPU_CHECK_ARGS=--quick]
+#                                 every GPU path of every benchmark on one GPU: one table, .gpu-check/report.json
+#   make gpu-wheels [PY=3.12] [EXCLUDE="pandas scipy"]   wheels for gpu-check on a GPU machine without network
 #
 # A benchmark folder is any top-level folder with a run_and_time.sh: new ones join by existing.
 # `make test` also runs the tests/ of a folder still being built (landed in working steps).
@@ -18,7 +23,8 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # Every folder with tests/, finished benchmark or still being built (tools/demo.py and tools/bench.py
 # find the benchmark folders themselves).
 TEST_FOLDERS := $(patsubst %/tests/,%,$(wildcard */tests/))
-REQUIREMENTS := requirements-dev.txt $(wildcard */requirements.txt)
+# requirements-test.txt: packages only a folder's tests need (not in its Docker image, not in gpu-wheels).
+REQUIREMENTS := requirements-dev.txt $(wildcard */requirements.txt) $(wildcard */requirements-test.txt)
 BENCH ?=
 BENCH_ARGS ?=
 
@@ -31,10 +37,10 @@ ifneq ($(wildcard reinforcement/.),)
 APT_PACKAGES += gnugo
 endif
 
-.PHONY: help demo test bench venv system-packages lint clean
+.PHONY: help demo test bench score gpu-check gpu-wheels venv system-packages lint clean
 
 help:
-	@sed -n '2,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
 
 # The venv is rebuilt when any requirements file changes; the stamp records a finished install.
 $(VENV)/.installed: $(REQUIREMENTS) Makefile
@@ -94,5 +100,21 @@ bench:
 	$(PYTHON) tools/bench.py $(if $(BENCH),--bench $(BENCH)) $(BENCH_ARGS)
 endif
 
+# SEEDS, RUNS and ARGS are optional; the defaults are the v0.5 run count and seeds drawn (and recorded).
+score: $(if $(BENCH),venv system-packages)
+	@test -n "$(BENCH)" || { echo "usage: make score BENCH=<folder> [RUNS=N] [CONFIG=tiny] [SEEDS=...] [ARGS=...]"; exit 2; }
+	$(VPY) tools/score.py --bench $(BENCH) --config $(or $(CONFIG),reference) $(if $(RUNS),--runs $(RUNS)) \
+	  $(if $(SEEDS),--seeds "$(SEEDS)") $(if $(ARGS),-- $(ARGS))
+
+# A GPU machine brings its own torch (PYTHON, default python3) and maybe no network: nothing is installed
+# but the WHEELS folder, into .gpu-check/site. DEVICE=cpu runs the same harness here (the CI test does).
+gpu-check:
+	$(or $(PYTHON),python3) tools/gpu_check.py $(foreach b,$(BENCH),--bench $(b)) $(if $(WHEELS),--wheels $(WHEELS)) \
+	  $(if $(DATA),--data-root $(DATA)) $(if $(DEVICE),--device $(DEVICE)) $(GPU_CHECK_ARGS)
+
+gpu-wheels: venv
+	$(VPY) tools/gpu_wheels.py --python-version $(or $(PY),3.12) --out $(or $(WHEELS),.gpu-wheels) \
+	  $(if $(EXCLUDE),--exclude $(EXCLUDE))
+
 clean:
-	rm -rf .demo
+	rm -rf .demo .score .gpu-check

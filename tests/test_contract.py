@@ -91,8 +91,9 @@ def _requirements(path: Path) -> dict[str, str]:
 
 def test_requirements_are_pinned_and_agree():
     seen: dict[str, tuple[str, str]] = {}
-    # Every folder's pins, finished or not: make demo installs them all into one venv.
-    files = [ROOT / "requirements-dev.txt"] + sorted(ROOT.glob("*/requirements.txt"))
+    # Every folder's pins, finished or not, test-only ones included: make test installs them into one venv.
+    files = ([ROOT / "requirements-dev.txt"] + sorted(ROOT.glob("*/requirements.txt"))
+             + sorted(ROOT.glob("*/requirements-test.txt")))
     for path in files:
         where = str(path.relative_to(ROOT))
         for name, version in _requirements(path).items():
