@@ -1,8 +1,9 @@
 """Hyperparameters of the sentiment_analysis benchmark (Seq-CNN on IMDB): two presets.
 
-    from config import PRESETS
+    from config import PRESETS, amp_dtype_for
     cfg = PRESETS["reference"]   # the 2018 recipe, each value with its source
     cfg = PRESETS["tiny"]        # the 2-core CPU demo on make_tiny_dataset.py's corpus
+    amp_dtype_for((7, 0))        # "float16": the autocast dtype for a compute capability
 
 Sources: `train.py @ aa596ff4` is mlcommons/training sentiment_analysis/paddle/train.py at the
 preliminary v0.5 release; `paddle imdb.py` is PaddlePaddle/Paddle python/paddle/dataset/imdb.py;
@@ -40,6 +41,11 @@ class Config:
     adam_beta1: float = 0.9               # Paddle Fluid Adam defaults (spec §3)
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
+    # The embedding's Adam. "lazy": as 2018 Paddle ran `embedding(is_sparse=True)` with Adam
+    # (adam_op's SelectedRows path, PaddlePaddle PR #7045 until PR #13456 of September 2018):
+    # rows absent from a batch keep their weights and moments (optim.LazyAdam). "dense":
+    # torch.optim.Adam on every row (absent rows' moments decay and the rows move).
+    embedding_adam: str = "lazy"
     max_epochs: int = 100                 # PASS_NUM=100, train.py @ aa596ff4
 
     # --- quality target ----------------------------------------------------------------------
@@ -50,6 +56,14 @@ class Config:
     # --- machine -----------------------------------------------------------------------------
     cpu_threads: int | None = None        # ours: intra-op threads on CPU unless OMP_NUM_THREADS is
                                           # set; None keeps torch's default
+
+
+def amp_dtype_for(capability: tuple[int, int] | None) -> str:
+    """The autocast dtype (a torch attribute name) for a CUDA device of this compute capability,
+    or for the CPU (None): bf16 from Ampere (8.0) on, fp16 with a GradScaler below (P100 6.0,
+    V100 7.0, T4 7.5), which have no bf16 units. Decided by the capability alone:
+    torch.cuda.is_bf16_supported() also says True on a P100, where bf16 is emulated."""
+    return "bfloat16" if capability is None or tuple(capability) >= (8, 0) else "float16"
 
 
 PRESETS = {

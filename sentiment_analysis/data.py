@@ -4,6 +4,9 @@ vocabulary, then length-bucketed padded batches.
     train, test, vocab = load_imdb(Path("data/aclImdb_v1.tar.gz"), cutoff=150)
     for chunk in bucket_by_length(batch_indices, train.length_list, max_tokens=16384):
         ids, lengths, labels = train.pad(chunk)          # [b, L] int64, [b], [b]
+    plan = DevicePlan.build([chunks_of_step_0, ...], train.length_list, device)  # one copy
+    for idx, max_len in plan.chunks(step):               # device slices: no copy per step
+        ids, lengths, labels = train.pad(idx, max_len)
 
 Semantics (paddle.dataset.imdb, PaddlePaddle/Paddle python/paddle/dataset/imdb.py):
 - a review file's bytes: strip trailing \\n/\\r, delete ASCII punctuation, ASCII lower-case, split
@@ -117,13 +120,21 @@ class Split:
         return Split(*(t.to(device) for t in (self.tokens, self.offsets, self.lengths,
                                                self.labels)))
 
-    def pad(self, indices, pad_id: int = 0):
+    def pad(self, indices, max_len: int | None = None, pad_id: int = 0):
         """Reviews `indices` -> (ids [b, L], lengths [b], labels [b]) on this split's device,
-        L = the longest of them. The pad id is arbitrary: the models mask pad positions."""
+        L = the longest of them. `indices` is a list, or (the training and eval loops, with no
+        host-to-device copy) an int64 tensor already on the device together with `max_len`, the
+        longest of their lengths known on the host (DevicePlan). The pad id is arbitrary: the
+        models mask pad positions."""
         device = self.tokens.device
-        idx = torch.as_tensor(indices, dtype=torch.int64, device=device)
+        if torch.is_tensor(indices):
+            if max_len is None:
+                raise ValueError("pad(tensor) needs max_len (the host knows the lengths)")
+            idx, L = indices, max_len
+        else:
+            idx = torch.as_tensor(indices, dtype=torch.int64, device=device)
+            L = max(self.length_list[i] for i in indices)
         lengths = self.lengths[idx]
-        L = max(self.length_list[i] for i in indices)
         pos = torch.arange(L, device=device)[None, :]
         valid = pos < lengths[:, None]                                     # [b, L]
         gather = (self.offsets[idx][:, None] + pos).clamp_(max=len(self.tokens) - 1)
@@ -175,3 +186,35 @@ def bucket_by_length(indices, lengths, max_tokens: int) -> list[list[int]]:
     if cur:
         chunks.append(cur)
     return chunks
+
+
+@dataclass
+class DevicePlan:
+    """Chunks of review indices planned on the host, their indices moved to the device in one
+    copy: chunk j of step s is index[start:stop] with longest review max_len, for
+    (start, stop, max_len) = steps[s][j]. Slicing a device tensor builds nothing on the host, so a
+    training step makes no host-to-device copy (a copy from a Python list waits for the GPU)."""
+    index: torch.Tensor                          # [all chunks' reviews] int64 on the device
+    steps: list[list[tuple[int, int, int]]]      # per step, per chunk: (start, stop, max_len)
+
+    @classmethod
+    def build(cls, steps_of_chunks: list[list[list[int]]], lengths, device) -> "DevicePlan":
+        """steps_of_chunks: per step, its chunks (lists of review indices, as bucket_by_length
+        makes them); lengths[i] = tokens of review i (Split.length_list)."""
+        flat, steps = [], []
+        for chunks in steps_of_chunks:
+            slices = []
+            for chunk in chunks:
+                slices.append((len(flat), len(flat) + len(chunk),
+                               max(int(lengths[i]) for i in chunk)))
+                flat.extend(chunk)
+            steps.append(slices)
+        index = torch.tensor(flat, dtype=torch.int64)
+        device = torch.device(device)
+        if device.type == "cuda":                # pinned: the copy runs asynchronously
+            index = index.pin_memory()
+        return cls(index.to(device, non_blocking=True), steps)
+
+    def chunks(self, step: int):
+        """-> [(indices [b] int64 on the device, max_len)] of one step."""
+        return [(self.index[a:b], L) for a, b, L in self.steps[step]]

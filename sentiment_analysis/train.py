@@ -33,10 +33,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from mlperf_logging.mllog import constants as C
 from mlperf_logging.mllog.mllog import MLLogger
+from optim import build_optimizers, rows_in_batch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from config import PRESETS
-from data import TARBALL, DataError, bucket_by_length, load_imdb
+from config import PRESETS, amp_dtype_for
+from data import TARBALL, DataError, DevicePlan, bucket_by_length, load_imdb
 from model import build_model
 
 HERE = Path(__file__).resolve().parent
@@ -61,7 +62,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="default: drawn at random")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="autocast: bf16, or fp16 + GradScaler before Ampere (default: on for CUDA)")
+                   help="autocast for training: bf16, or fp16 + GradScaler below compute "
+                        "capability 8.0 (default: on for CUDA); evaluation is always fp32")
+    p.add_argument("--embedding-adam", choices=["lazy", "dense"], default=None,
+                   help="lazy (default): 2018 Paddle's sparse Adam, rows absent from a batch keep "
+                        "weights and moments; dense: torch Adam on every row")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile(dynamic=True) the model (experimental: CPU inductor still "
                         "specialises the conv backward on each padded length)")
@@ -103,18 +108,26 @@ def progress(rank: int, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def evaluate(model, test, device, cfg, rank, world, amp_ctx):
+def eval_plan(test, cfg, rank, world, device) -> DevicePlan:
+    """This rank's share of the test set in length buckets, as one step of a DevicePlan (built
+    once per run: the test set and its order never change)."""
+    chunks = bucket_by_length(range(len(test)), test.length_list, cfg.eval_chunk_tokens)
+    return DevicePlan.build([chunks[rank::world]], test.length_list, device)
+
+
+def evaluate(model, test, plan, device, cfg, world):
     """-> (accuracy over all reviews, the 2018 variant: mean of the accuracies of 128-review
-    batches in file order). Reviews are run in length buckets split across ranks; the per-review
-    results are summed over ranks, so every rank gets the same numbers."""
+    batches in file order). In fp32 whatever the training precision (the 2018 run was fp32, and
+    a bf16 argmax could flip reviews near the boundary). Reviews run in length buckets split
+    across ranks (plan); per-review results are summed over ranks, so every rank gets the same
+    numbers."""
     model.eval()
     correct = torch.zeros(len(test), device=device)
-    chunks = bucket_by_length(range(len(test)), test.length_list, cfg.eval_chunk_tokens)
-    with torch.no_grad(), amp_ctx():
-        for chunk in chunks[rank::world]:
-            ids, lengths, labels = test.pad(chunk)
+    with torch.no_grad():
+        for idx, max_len in plan.chunks(0):
+            ids, lengths, labels = test.pad(idx, max_len)
             pred = model(ids, lengths).argmax(dim=1)
-            correct[torch.as_tensor(chunk, device=device)] = (pred == labels).float()
+            correct[idx] = (pred == labels).float()
     if world > 1:
         dist.all_reduce(correct)
     correct = correct.double()
@@ -126,7 +139,8 @@ def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     cfg = PRESETS[args.config]
     overrides = {k: v for k, v in [("model", args.model), ("max_epochs", args.max_epochs),
-                                   ("target", args.target)] if v is not None}
+                                   ("target", args.target),
+                                   ("embedding_adam", args.embedding_adam)] if v is not None}
     cfg = dataclasses.replace(cfg, **overrides)
 
     # --- distributed: torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; otherwise one process -----------
@@ -175,9 +189,11 @@ def run(args, cfg, mllogger, rank, world, distributed, device) -> int:
     if args.resume:
         if ckpt_path.exists():
             ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-            if (ckpt["config"], ckpt["model_name"]) != (args.config, cfg.model):
-                progress(rank, f"error: {ckpt_path} is from --config {ckpt['config']} --model "
-                               f"{ckpt['model_name']}, not {args.config}/{cfg.model}")
+            was = (ckpt["config"], ckpt["model_name"], ckpt.get("embedding_adam"))
+            if was != (args.config, cfg.model, cfg.embedding_adam):
+                progress(rank, f"error: {ckpt_path} is from --config {was[0]} --model {was[1]} "
+                               f"--embedding-adam {was[2]}, not {args.config}/{cfg.model}/"
+                               f"{cfg.embedding_adam}")
                 return 2
         else:
             progress(rank, f"--resume: no {ckpt_path} yet, starting from scratch")
@@ -195,10 +211,11 @@ def run(args, cfg, mllogger, rank, world, distributed, device) -> int:
     random.seed(seed)
     torch.manual_seed(seed)
 
+    # Training autocast: bf16 from compute capability 8.0, fp16 + GradScaler below (P100/V100),
+    # decided by the capability alone (config.amp_dtype_for); the CPU gets bf16 with --amp.
     use_amp = args.amp if args.amp is not None else device.type == "cuda"
-    amp_dtype = torch.bfloat16
-    if use_amp and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        amp_dtype = torch.float16          # P100/V100: fp16 with a GradScaler
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    amp_dtype = getattr(torch, amp_dtype_for(capability))
 
     def amp_ctx():
         return torch.autocast(device.type, dtype=amp_dtype) if use_amp else nullcontext()
@@ -218,6 +235,9 @@ def run(args, cfg, mllogger, rank, world, distributed, device) -> int:
     mllogger.event(key=C.OPT_ADAM_BETA_1, value=cfg.adam_beta1)
     mllogger.event(key=C.OPT_ADAM_BETA_2, value=cfg.adam_beta2)
     mllogger.event(key=C.OPT_ADAM_EPSILON, value=cfg.adam_eps)
+    mllogger.event(key="opt_embedding_adam", value=cfg.embedding_adam)
+    mllogger.event(key="train_precision", value=str(amp_dtype).split(".")[1] if use_amp else
+                   "float32", metadata={"eval_precision": "float32"})
     mllogger.event(key="model_name", value=cfg.model)
     mllogger.event(key="quality_target", value=cfg.target, metadata={"stop_rule": ">="})
     if ckpt is not None:
@@ -268,8 +288,11 @@ def run(args, cfg, mllogger, rank, world, distributed, device) -> int:
 
     # --- model and optimizer -----------------------------------------------------------------
     model = build_model(cfg, vocab_size).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1,
-                                 cfg.adam_beta2), eps=cfg.adam_eps, fused=device.type == "cuda")
+    # Dense Adam (fused on CUDA) for the conv/FC weights, and for the embedding table 2018
+    # Paddle's lazy Adam (optim.py), fed with the rows each global batch looked up.
+    optimizer, embedding_optimizer = build_optimizers(model, cfg, fused=device.type == "cuda")
+    optimizers = [o for o in (optimizer, embedding_optimizer) if o is not None]
+    rows = torch.zeros(vocab_size, device=device)              # [V] real tokens per id
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
     start_epoch, evals = 0, []
     if ckpt is not None:
@@ -280,6 +303,8 @@ def run(args, cfg, mllogger, rank, world, distributed, device) -> int:
             return 2
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if embedding_optimizer is not None:
+            embedding_optimizer.load_state_dict(ckpt["embedding_optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
         torch.set_rng_state(ckpt["rng_torch"])
         start_epoch, evals = ckpt["epoch"], ckpt["evals"]
@@ -291,6 +316,7 @@ def run(args, cfg, mllogger, rank, world, distributed, device) -> int:
 
     # --- train until target ------------------------------------------------------------------
     steps_per_epoch = -(-len(train) // cfg.batch_size)
+    test_plan = eval_plan(test, cfg, rank, world, device)
     status, ref_acc, epoch = "aborted", None, start_epoch
     if evals and reached_target(evals[-1]["value"], cfg.target):
         status = "success"                 # the checkpointed run had already finished
@@ -302,17 +328,27 @@ def run(args, cfg, mllogger, rank, world, distributed, device) -> int:
         # every 128-review global batch.
         perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(
             seed * 1000 + epoch)).tolist()
-        loss_sum = torch.zeros((), device=device)
-        t0 = time.time()
+        # The epoch's batches, split into length buckets on the host; their review indices go
+        # to the device in one copy (DevicePlan), so a step makes none.
+        local_batches, weights = [], []
         for step in range(steps_per_epoch):
             batch = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             local, weight = batch[rank::world], world / len(batch)
             if not local:                  # more ranks than reviews left: join with zero loss
                 local, weight = batch[:1], 0.0
-            chunks = bucket_by_length(local, train.length_list, cfg.train_chunk_tokens)
-            optimizer.zero_grad(set_to_none=True)
-            for j, chunk in enumerate(chunks):
-                ids, lengths, labels = train.pad(chunk)
+            local_batches.append(bucket_by_length(local, train.length_list,
+                                                  cfg.train_chunk_tokens))
+            weights.append(weight)
+        plan = DevicePlan.build(local_batches, train.length_list, device)
+        loss_sum = torch.zeros((), device=device)
+        t0 = time.time()
+        for step in range(steps_per_epoch):
+            weight, chunks = weights[step], plan.chunks(step)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
+            rows.zero_()
+            for j, (idx, max_len) in enumerate(chunks):
+                ids, lengths, labels = train.pad(idx, max_len)
                 # Gradient of the mean loss over the global batch: sum over this rank's
                 # chunks, x world because DDP averages over ranks. Sync on the last chunk only.
                 sync = j == len(chunks) - 1 or not distributed
@@ -321,7 +357,13 @@ def run(args, cfg, mllogger, rank, world, distributed, device) -> int:
                     loss = F.cross_entropy(logits.float(), labels, reduction="sum") * weight
                 scaler.scale(loss).backward()
                 loss_sum += loss.detach()
+                if embedding_optimizer is not None:
+                    rows_in_batch(ids, lengths, vocab_size, out=rows)
             scaler.step(optimizer)
+            if embedding_optimizer is not None:
+                if distributed:            # the rows the global batch looked up, on every rank
+                    dist.all_reduce(rows)
+                scaler.step(embedding_optimizer, rows)
             scaler.update()
             if rank == 0 and args.log_every and (step + 1) % args.log_every == 0:
                 rate = (step + 1) * cfg.batch_size / (time.time() - t0)
@@ -339,7 +381,7 @@ def run(args, cfg, mllogger, rank, world, distributed, device) -> int:
 
         if epoch % cfg.eval_every == 0:
             mllogger.start(key=C.EVAL_START, metadata={C.EPOCH_NUM: epoch})
-            accuracy, ref_acc = evaluate(model, test, device, cfg, rank, world, amp_ctx)
+            accuracy, ref_acc = evaluate(model, test, test_plan, device, cfg, world)
             mllogger.event(key=C.EVAL_ACCURACY, value=accuracy, metadata={C.EPOCH_NUM: epoch})
             mllogger.end(key=C.EVAL_STOP, metadata={C.EPOCH_NUM: epoch})
             evals.append({"epoch": epoch, "seconds": time.time() - run_start, "value": accuracy})
@@ -351,9 +393,12 @@ def run(args, cfg, mllogger, rank, world, distributed, device) -> int:
 
         if rank == 0:                      # atomic: a crash never leaves half a checkpoint
             state = {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "embedding_optimizer": (embedding_optimizer.state_dict()
+                                             if embedding_optimizer is not None else None),
                      "scaler": scaler.state_dict(), "rng_torch": torch.get_rng_state(),
                      "epoch": epoch, "evals": evals, "seed": seed, "config": args.config,
-                     "model_name": cfg.model, "vocab_size": vocab_size}
+                     "model_name": cfg.model, "embedding_adam": cfg.embedding_adam,
+                     "vocab_size": vocab_size}
             tmp = ckpt_path.with_name(ckpt_path.name + ".tmp")
             torch.save(state, tmp)
             os.replace(tmp, ckpt_path)

@@ -8,7 +8,17 @@ import pytest
 import torch
 
 import make_tiny_dataset
-from data import DataError, Split, bucket_by_length, build_vocab, load_imdb, read_reviews, tokenize, unk_id
+from data import (
+    DataError,
+    DevicePlan,
+    Split,
+    bucket_by_length,
+    build_vocab,
+    load_imdb,
+    read_reviews,
+    tokenize,
+    unk_id,
+)
 
 
 def test_tokenize_literal_bytes():
@@ -134,3 +144,25 @@ def test_pad_uses_lengths():
     assert labels.tolist() == [1, 0]
     ids, _, _ = s.pad([0])
     assert ids.tolist() == [[5]]
+
+
+def test_device_plan_slices_are_the_chunks():
+    lengths = [5, 100, 7, 30, 31, 6, 2, 99]
+    steps = [bucket_by_length(b, lengths, 100) for b in ([0, 1, 2, 3], [4, 5, 6, 7], [2])]
+    plan = DevicePlan.build(steps, lengths, "cpu")
+    assert plan.index.dtype == torch.int64 and len(plan.steps) == 3
+    for s, chunks in enumerate(steps):
+        got = plan.chunks(s)
+        assert [idx.tolist() for idx, _ in got] == chunks
+        assert [L for _, L in got] == [max(lengths[i] for i in c) for c in chunks]
+
+
+def test_pad_from_device_indices_equals_pad_from_a_list():
+    s = Split(tokens=torch.arange(10, 20), offsets=torch.tensor([0, 2, 7]),
+              lengths=torch.tensor([2, 5, 3]), labels=torch.tensor([1, 0, 1]))
+    plan = DevicePlan.build([[[1, 2], [0]]], s.length_list, "cpu")
+    for (idx, L), chunk in zip(plan.chunks(0), [[1, 2], [0]]):
+        for a, b in zip(s.pad(idx, L), s.pad(chunk)):
+            assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="max_len"):
+        s.pad(torch.tensor([0]))
