@@ -16,7 +16,7 @@ def test_sum_duplicate_rows_matches_coalesce():
     ids = torch.randint(0, 12, (40,))  # many repeats
     rows = torch.randn(40, 3, dtype=torch.float64)
     slot_ids, sums = optim.sum_duplicate_rows(ids, rows)
-    expected = torch.sparse_coo_tensor(ids[None], rows, (12, 3)).coalesce()
+    expected = torch.sparse_coo_tensor(ids[None], rows, (12, 3), check_invariants=True).coalesce()
     k = expected._nnz()
     assert torch.equal(slot_ids[:k], expected._indices()[0])
     torch.testing.assert_close(sums[:k], expected._values())
