@@ -25,7 +25,7 @@ def test_sum_duplicate_rows_matches_coalesce():
 
 
 def sparse_grad(ids, rows, n):
-    return torch.sparse_coo_tensor(ids[None], rows, (n, rows.shape[1]))
+    return torch.sparse_coo_tensor(ids[None], rows, (n, rows.shape[1]), check_invariants=True)
 
 
 def test_lazy_adam_matches_sparse_adam_and_leaves_absent_rows_alone():

@@ -27,9 +27,10 @@ TINY_EVENTS = {
 }
 
 
-# Lazy against dense Adam, same seed: HR@10 may differ by this much at an epoch (README: over 20 seeds the
-# paired difference at epoch 2 is TBD, against a seed-to-seed spread of 0.03).
-LAZY_TOLERANCE = 0.03
+# Lazy against dense Adam, same seed: HR@10 may differ by this much at an epoch. README "Measured": over 20
+# seeds lazy trailed dense by 0.010 +- 0.011 at epoch 2 (largest gap 0.033), against a seed-to-seed standard
+# deviation of 0.03; a lazy Adam that moved absent rows or mis-scaled its step would miss the target.
+LAZY_TOLERANCE = 0.04
 
 
 def test_tiny_run_reaches_the_target(tiny_run):
