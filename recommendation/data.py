@@ -8,7 +8,8 @@ On disk (written by convert.py, read here): DATA_DIR/ml-20m-converted.npz with
 
 Random parts, as the reference draws them:
   - eval_negatives: per user, in user-id order, `np.random.choice(sorted(items not rated in training), n)`
-    after `np.random.seed(0)` (convert.py @ c097c799), bit-identical, computed without the per-user set.
+    after `np.random.seed(0)` (convert.py @ c097c799), bit-identical, computed without the per-user set;
+    or the same distribution drawn on the device with torch's generator (exact=False), as NVIDIA did.
   - epoch_samples: (1 + num_neg) samples per training positive each epoch, negatives drawn uniformly over all
     items with rejection of the user's training positives (dataset.py @ c097c799), for whole epochs at once
     in torch on the training device, shuffled, and split over ranks like DistributedSampler.
@@ -90,23 +91,33 @@ def user_offsets(ratings: Ratings) -> np.ndarray:
 
 
 def eval_negatives(ratings: Ratings, num: int, seed: int, device: torch.device | str = "cpu",
-                   users_per_chunk: int = 16384) -> torch.Tensor:
-    """[U, num] int64 on `device`: the reference's evaluation negatives, drawn with replacement.
+                   users_per_chunk: int = 16384, exact: bool = True) -> torch.Tensor:
+    """[U, num] int64 on `device`: per user, `num` evaluation negatives drawn with replacement, uniformly
+    over the items it has not rated in training (its test item stays eligible), as the reference drew them.
 
-    The reference draws, per user u in id order, np.random.choice(all_negs_u, num) with all_negs_u the sorted
-    items u has not rated in training (its test item stays eligible). That is all_negs_u[randint(0, len, num)]
-    on the legacy RandomState stream. The k-th unrated item is found without building the list: with S the
-    user's sorted training items, all_negs_u[k] = k + #{j : S[j] - j <= k}, one searchsorted on the device.
+    exact=True draws the reference's very numbers: per user u in id order, np.random.choice(all_negs_u, num)
+    with all_negs_u the sorted items u has not rated in training, after np.random.seed(seed) (convert.py @
+    c097c799). That is all_negs_u[randint(0, len, num)] on the legacy RandomState stream, one call per user:
+    a sequential CPU loop (~4 s for ml-20m's 138M draws on this 2-core machine). exact=False draws the same
+    distribution with torch's generator on `device`, all users at once (NVIDIA's v0.5 code drew them on the
+    GPU, seeded by the run seed).
+    The k-th unrated item is found without building the list: with S the user's sorted training items,
+    all_negs_u[k] = k + #{j : S[j] - j <= k}, one searchsorted on the device.
     """
     start = user_offsets(ratings)
     n_unrated = ratings.n_items - np.diff(start)
     if (n_unrated <= 0).any():
         u = int(np.argmax(n_unrated <= 0))
         raise DataError(f"user {u} rated every item: no evaluation negatives can be drawn")
-    rs = np.random.RandomState(seed)
-    k = np.empty((ratings.n_users, num), dtype=np.int32)
-    for u in range(ratings.n_users):  # one draw per user, in id order: the reference's stream
-        k[u] = rs.randint(0, n_unrated[u], num)
+    if exact:
+        rs = np.random.RandomState(seed)
+        k_all = np.empty((ratings.n_users, num), dtype=np.int32)
+        for u in range(ratings.n_users):  # one draw per user, in id order: the reference's stream
+            k_all[u] = rs.randint(0, n_unrated[u], num)
+    else:
+        g = torch.Generator(device=device)
+        g.manual_seed(derived_seed(seed, 0x65766E))  # a stream of its own, apart from the epochs' draws
+        n_unrated_t = torch.from_numpy(n_unrated).to(device)
 
     # S[j] - j within each user, made globally sorted by an offset of user * (n_items + 1).
     stride = ratings.n_items + 1
@@ -117,9 +128,12 @@ def eval_negatives(ratings: Ratings, num: int, seed: int, device: torch.device |
     out = torch.empty((ratings.n_users, num), dtype=torch.int64, device=device)
     for lo in range(0, ratings.n_users, users_per_chunk):
         hi = min(lo + users_per_chunk, ratings.n_users)
-        k_chunk = torch.from_numpy(k[lo:hi]).to(device).long()
-        query = torch.arange(lo, hi, device=device)[:, None] * stride + k_chunk
-        out[lo:hi] = k_chunk + torch.searchsorted(key, query, right=True) - start_t[lo:hi, None]
+        if exact:
+            k = torch.from_numpy(k_all[lo:hi]).to(device).long()
+        else:  # uniform in [0, n_unrated): 62 random bits modulo n (bias below 1e-13)
+            k = torch.randint(1 << 62, (hi - lo, num), generator=g, device=device) % n_unrated_t[lo:hi, None]
+        query = torch.arange(lo, hi, device=device)[:, None] * stride + k
+        out[lo:hi] = k + torch.searchsorted(key, query, right=True) - start_t[lo:hi, None]
     return out
 
 

@@ -13,12 +13,14 @@ with the wall-clock seconds of the training command. Exits with train.py's statu
 was missed. The MLPerf time (RUN_START to RUN_STOP) is in OUTPUT_DIR/mlperf.log and summary.json.
 
 Environment (defaults in brackets):
-  DATA_DIR [./data]  OUTPUT_DIR [./output]  CONFIG [reference] (or tiny)  SEED [drawn here]
-  NPROC_PER_NODE [GPUs listed by nvidia-smi -L, else 1]  NNODES [1]  NODE_RANK [0]
+  DATA_DIR [./data]  OUTPUT_DIR [./output]  SEED [drawn here]
+  CONFIG [reference] (or large_batch; tiny and tiny_large_batch for make_tiny_dataset.py data)
+  NPROC_PER_NODE [1; see the README before using more GPUs]  NNODES [1]  NODE_RANK [0]
   MASTER_ADDR [127.0.0.1]  MASTER_PORT [29500]  PYTHON [python3]
   TORCHRUN [0]: 1 launches torchrun even for one process (DDP with one rank, as make gpu-check does)
 Examples:
-  ./run_and_time.sh                                    # all local GPUs, reference preset
+  ./run_and_time.sh                                    # one GPU, reference preset
+  CONFIG=large_batch ./run_and_time.sh                 # NVIDIA's v0.5 recipe (batch 1,048,576)
   CONFIG=tiny DATA_DIR=/tmp/tiny ./run_and_time.sh --device cpu
 USAGE
 }
@@ -29,10 +31,9 @@ DATA_DIR=${DATA_DIR:-./data}
 OUTPUT_DIR=${OUTPUT_DIR:-./output}
 CONFIG=${CONFIG:-reference}
 SEED=${SEED:-$(( (RANDOM << 15) | RANDOM ))}
-if [ -z "${NPROC_PER_NODE:-}" ]; then
-  NPROC_PER_NODE=$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true)
-  [ "$NPROC_PER_NODE" -ge 1 ] || NPROC_PER_NODE=1
-fi
+# One process unless asked: NCF's steps are small, and splitting them over GPUs adds a collective a step
+# without shortening it (README, "Multi-GPU": what was measured, and when more GPUs may pay).
+NPROC_PER_NODE=${NPROC_PER_NODE:-1}
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}

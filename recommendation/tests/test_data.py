@@ -86,6 +86,29 @@ def test_eval_negatives_are_the_reference_draws(tiny_data):
     assert sum(len(set(row)) < len(row) for row in negatives) > 0
 
 
+def test_eval_negatives_drawn_on_the_device_follow_the_same_rule(tiny_data):
+    """exact=False (the run seed; NVIDIA drew on the GPU): with replacement, never an item the user rated
+    in training, the test item eligible, uniform over the unrated items, reproducible for a seed."""
+    r = data.load_converted(tiny_data)
+    negatives = data.eval_negatives(r, 100, seed=5, exact=False, users_per_chunk=300)
+    assert negatives.shape == (r.n_users, 100)
+    assert torch.equal(negatives, data.eval_negatives(r, 100, seed=5, exact=False))  # chunks change nothing
+    assert not torch.equal(negatives, data.eval_negatives(r, 100, seed=6, exact=False))
+    users = torch.arange(r.n_users)[:, None].expand_as(negatives)
+    keys = torch.from_numpy(r.train_users * r.n_items + r.train_items)
+    assert not data.is_train_positive(users.reshape(-1), negatives.reshape(-1), keys, r.n_items).any()
+    assert (negatives == torch.from_numpy(r.test_items)[:, None]).any(dim=1).sum() > 0
+    assert sum(len(set(row)) < len(row) for row in negatives.tolist()) > 0
+    # Uniform: how often an item is drawn, against the expectation sum over users of 100 / (unrated items).
+    n_unrated = r.n_items - np.bincount(r.train_users, minlength=r.n_users)
+    rated = np.zeros((r.n_users, r.n_items), dtype=bool)
+    rated[r.train_users, r.train_items] = True
+    expected = ((~rated) * (100 / n_unrated)[:, None]).sum(axis=0)
+    counts = np.bincount(negatives.reshape(-1).numpy(), minlength=r.n_items)
+    assert abs(counts - expected).max() < 6 * np.sqrt(expected.max())  # ~50 draws an item
+    assert ((counts - expected) ** 2 / expected).mean() < 1.3  # chi-square per item: 1 +- 0.03 if uniform
+
+
 @pytest.mark.parametrize("rows, message", [
     (["1,2,3.5,100", "1,3,4.0"], "line 3: expected 4 fields"),
     (["1,2,3.5,100", "1,x,4.0,100"], "line 3: movieId is not an integer: 'x'"),

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from config import ML20M_ITEMS, ML20M_USERS, PRESETS
-from model import NeuMF, train_flops_per_sample
+from model import NeuMF, autocast_dtype, train_flops_per_sample
 
 
 def test_reference_size_matches_the_v05_logs():
@@ -57,3 +57,30 @@ def test_every_parameter_gets_a_finite_gradient(preset):
     torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.rand(64).round()).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_sparse_embeddings_give_the_looked_up_rows():
+    torch.manual_seed(0)
+    dense, sparse = NeuMF(50, 40, 4, (8, 4)), NeuMF(50, 40, 4, (8, 4), sparse=True)
+    sparse.load_state_dict(dense.state_dict())
+    user, item = torch.tensor([3, 7, 3]), torch.tensor([1, 1, 2])
+    for model in (dense, sparse):
+        model(user, item).sum().backward()
+    g = sparse.mf_user_embed.weight.grad
+    assert g.is_sparse and g._indices()[0].tolist() == [3, 7, 3]  # one row per lookup, repeats kept
+    for d, s in zip(dense.embeddings(), sparse.embeddings()):
+        torch.testing.assert_close(s.weight.grad.to_dense(), d.weight.grad)
+    assert not sparse.mlp[0].weight.grad.is_sparse
+
+
+@pytest.mark.parametrize("capability, dtype", [
+    ((6, 0), torch.float16),  # P100: no bf16 tensor cores (torch.cuda.is_bf16_supported() says True anyway)
+    ((7, 0), torch.float16),  # V100
+    ((7, 5), torch.float16),  # T4
+    ((8, 0), torch.bfloat16),  # A100
+    ((9, 0), torch.bfloat16),  # H100, H200
+    ((10, 0), torch.bfloat16),  # B200
+    (None, torch.bfloat16),  # CPU
+])
+def test_training_precision_follows_the_compute_capability(capability, dtype):
+    assert autocast_dtype(capability) == dtype

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import torch
@@ -49,3 +50,30 @@ def test_killed_run_resumes_to_the_target(tiny_run, tmp_path):
         e["key"] == "eval_start" and e["metadata"]["epoch_num"] <= saved["epoch"] for e in log)
     killed = read_mllog(os.path.join(out, "mlperf.log.1"))  # the killed run's log, moved aside
     assert "run_start" in {e["key"] for e in killed} and "run_stop" not in {e["key"] for e in killed}
+
+
+def test_checkpoint_writes_in_the_background_and_skips_while_busy(tmp_path, monkeypatch):
+    """save() hands the write to a thread and returns; while that write runs, the next epoch's save is
+    skipped rather than waited for; close() (after RUN_STOP) waits and writes the skipped last epoch."""
+    release, writes = threading.Event(), []
+    real_save = train.save_checkpoint
+
+    def slow_save(path, state):
+        release.wait(timeout=60)
+        writes.append((state["epoch"], state["model"]["w"].tolist()))
+        real_save(path, state)
+
+    monkeypatch.setattr(train, "save_checkpoint", slow_save)
+    path = str(tmp_path / "checkpoint.pt")
+    writer = train.CheckpointWriter(path)
+    weights = torch.zeros(3)
+    assert writer.save({"model": {"w": weights}, "epoch": 1}, 1)  # returned while the write waits
+    weights += 1  # training goes on: the checkpoint keeps the copy taken at save()
+    assert writer.busy() and not os.path.exists(path)
+    assert not writer.save({"model": {"w": weights}, "epoch": 2}, 2)  # skipped, not waited for
+    release.set()
+    writer.close({"model": {"w": weights}, "epoch": 2}, 2)
+    # Epoch 1 wrote the weights as they were at its save(), not as training left them.
+    assert writes == [(1, [0.0, 0.0, 0.0]), (2, [1.0, 1.0, 1.0])] and not writer.busy()
+    saved = torch.load(path, weights_only=True)
+    assert saved["epoch"] == 2 and torch.equal(saved["model"]["w"], torch.ones(3))
