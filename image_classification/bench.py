@@ -8,10 +8,11 @@ Two JSON lines:
   what=train_step  images/s of full training steps (forward, cross-entropy, backward, SGD momentum with the
                    BN-excluded weight decay) of the 1000-class model on random 224x224 batches, and the
                    TFLOP/s that implies at 3 x 8.18 GFLOP per image (spec section 1: 4.089 GMAC forward).
-  what=loader      images/s of the training input pipeline alone (read, decode, random crop, flip, resize to
-                   224, to the device): on CUDA the files are decoded on the GPU (nvJPEG) in batches, as
-                   train.py does; on CPU by --workers loader processes. It runs on JPEGs written here at
-                   500x375 (about the ImageNet average) into a temporary folder; tflops is null.
+  what=loader      images/s of train.py's input pipeline alone, on the same device: --workers loader processes
+                   read the files and draw TF's crop windows; the training process decodes the batch on the
+                   device (nvJPEG on CUDA, libjpeg-turbo on CPU) and crops, resizes, flips and normalises it
+                   there in one pass. On JPEGs written here at 500x375 (about the ImageNet average) into a
+                   temporary folder; tflops is null.
 When a batch does not fit in GPU memory, it is halved until it does; batch_size names what ran.
 Imports torch, torchvision, numpy, the standard library and this folder's model, config and data (data.py
 itself imports only torch, torchvision and numpy; tests/test_data.py checks that).
@@ -101,19 +102,21 @@ def write_jpegs(root: str, n: int) -> None:
 
 
 def measure_loader(device: torch.device, n_images: int, batch: int, workers: int) -> float:
-    """Images per second through the training input pipeline, up to uint8 batches on the device."""
+    """Images per second through the training input pipeline of train.py: `workers` loader processes read the
+    files and draw the crops; this process decodes on the device and crops, resizes and normalises whole
+    batches there (data.device_batch, data.normalize), up to the float batch the model would get."""
     cfg = PRESETS["reference"]
     with tempfile.TemporaryDirectory() as root:
         write_jpegs(root, min(n_images, 512))
-        decode_here = device.type != "cuda"
-        dataset = data.ImageSet(os.path.join(root, "train"), cfg, train=True, seed=0, decode=decode_here)
-        loader = data.make_loader(dataset, batch, 0, 1, workers, device.type == "cuda")
+        dataset = data.ImageSet(os.path.join(root, "train"), cfg, train=True, seed=0)
+        loader = data.make_loader(dataset, batch, 0, 1, workers, device, cfg.loader_timeout)
         seen, epoch, tic = 0, 0, None
         while seen < n_images:
             dataset.epoch = epoch
             loader.sampler.set_epoch(epoch)
             for batch_ in loader:
                 images, _ = data.device_batch(batch_, dataset, device)
+                images = data.normalize(images, cfg.mean_rgb)
                 if tic is None:  # the first batch pays for starting the workers
                     if device.type == "cuda":
                         torch.cuda.synchronize(device)
@@ -166,7 +169,7 @@ def main(argv=None) -> int:
         rate = measure_loader(device, n_images, loader_batch, workers)
         print(json.dumps({**common, "what": "loader", "batch_size": loader_batch,
                           "samples_per_s": round(rate, 1), "tflops": None, "workers": workers,
-                          "decode": "gpu (nvJPEG)" if cuda else "cpu", "image_size": "500x375 -> 224"}),
+                          "decode": "nvJPEG" if cuda else "cpu", "image_size": "500x375 -> 224"}),
               flush=True)
     return 0
 

@@ -52,31 +52,32 @@ class Config:
     quality_target: float = 0.749
     max_epochs: int = 100
     eval_batch_size: int = 256  # per process; memory only (the reference used the train batch)
-    # Preprocessing (imagenet_preprocessing.py @ v0.5, spec section 2): crop area in [0.1, 1] (area_range
-    # [0.05, 1] with min_object_covered 0.1 of the whole-image box), aspect ratio in [0.75, 1.33], 100
-    # attempts, random flip, resize to 224 without keeping the aspect ratio; eval: shorter side to 256,
-    # central 224 crop. Means R/G/B subtracted on the 0-255 scale, no division by a std.
+    # Preprocessing (imagenet_preprocessing.py @ v0.5 _decode_crop_and_flip, spec section 2): the crop window
+    # from TF's sample_distorted_bounding_box with these arguments on the whole-image box (data.py ports it),
+    # random flip, resize to 224 without keeping the aspect ratio; eval: shorter side to 256, central 224
+    # crop. Means R/G/B subtracted on the 0-255 scale, no division by a std.
     image_size: int = 224
     eval_resize: int = 256
-    crop_area: tuple[float, float] = (0.1, 1.0)
-    crop_ratio: tuple[float, float] = (0.75, 1.33)
-    crop_attempts: int = 100
+    area_range: tuple[float, float] = (0.05, 1.0)
+    aspect_ratio_range: tuple[float, float] = (0.75, 1.33)
+    min_object_covered: float = 0.1  # of the whole image: crops keep >= 10 % of its area
+    max_attempts: int = 100
     mean_rgb: tuple[float, float, float] = (123.68, 116.78, 103.94)
-    # Input pipeline (not semantics): loader processes per training process; on CUDA the JPEGs are decoded on
-    # the GPU (nvJPEG) and workers only read files.
+    # Input pipeline (not semantics): loader processes per training process read the files and draw the crops;
+    # the training process decodes on its device (nvJPEG on CUDA) and resizes the batch there (data.py).
     num_workers: int = 8
-    gpu_decode: bool = True
+    loader_timeout: float = 600.0  # seconds a batch may take from the workers before the run fails (no hang)
     log_every: int = 100  # steps between progress lines on stderr
     cpu_threads: int | None = None  # intra-op threads on CPU unless OMP_NUM_THREADS is set; None: torch's
 
 
 # Spec section 8: the same topology at base width 8 (stage outputs 32..256), 10 classes, 64 px crops and
-# 73 px eval resize (the 224/256 ratio); batch 32; warmup 1 epoch, x0.1 at 8, 12, 14 (30/60/80 scaled to
-# 16 epochs); eval every 4 epochs on all 200 val images; cap 16 epochs. Base lr 0.1: 0.2 diverged in the
-# first epochs, and 0.1 ends (after 3 decays) at the 1e-4 that the 0.7.0 checker wants as end rate.
-# Calibrated on make_tiny_dataset.py --seed 0 (busy 2 cores, 17-30 s per run): run seeds 1/2/3 reached
-# 0.77/0.775/0.81 top-1 at epoch 12 (0.60-0.68 at epoch 8), so the target is 0.70 (spec: lowest - ~0.05).
-# Seeds 4-8 then: 0.755-0.855 at epoch 12; two passed already at epoch 8 (0.71, 0.745).
+# 73 px eval resize (the 224/256 ratio); batch 32; x0.1 at 8, 12, 14 (30/60/80 scaled to 16 epochs); eval
+# every 4 epochs on all 200 val images; cap 16 epochs. Base lr 0.1, which ends (after 3 decays) at the 1e-4
+# that the 0.7.0 checker wants as end rate. Warmup 3 epochs: with 1 (the reference's 5 of ~60 scaled down)
+# the first epochs ran near divergence (mean loss 3-3.9 in epochs 1-2, chance is ln 10 = 2.3) and 4 of 6
+# seeds passed with TF's crops; with 3 all 6 did, at 0.77-0.94 top-1 by epoch 12 (make_tiny_dataset.py
+# --seed 0; seeds 101-106). The target 0.70 and the 20-seed result: README.
 TINY = Config(
     num_classes=10,
     train_images=800,
@@ -84,7 +85,7 @@ TINY = Config(
     width=8,
     global_batch_size=32,
     learning_rate=0.1,
-    warmup_epochs=1,
+    warmup_epochs=3,
     decay_epochs=(8, 12, 14),
     eval_every=4,
     quality_target=0.70,

@@ -434,10 +434,9 @@ def train(args, cfg, mllogger, device, rank, world_size, local_batch) -> int:
     run_start = time.time()
 
     # ---- timed from here: the data pipeline, training, evaluations, checkpoints ----
-    decode_here = not (device.type == "cuda" and cfg.gpu_decode)  # else workers read bytes, the GPU decodes
-    train_set = data.ImageSet(os.path.join(args.data_dir, "train"), cfg, train=True, seed=seed,
-                              decode=decode_here)
-    val_set = data.ImageSet(os.path.join(args.data_dir, "val"), cfg, train=False, decode=decode_here)
+    # Workers read files and draw crops; this process decodes on the device and resizes whole batches.
+    train_set = data.ImageSet(os.path.join(args.data_dir, "train"), cfg, train=True, seed=seed)
+    val_set = data.ImageSet(os.path.join(args.data_dir, "val"), cfg, train=False)
     if len(train_set.classes) != cfg.num_classes or val_set.classes != train_set.classes:
         raise data.DataError(f"{args.data_dir}: {len(train_set.classes)} train and {len(val_set.classes)} "
                              f"val classes; the {args.config} preset has {cfg.num_classes}")
@@ -445,9 +444,10 @@ def train(args, cfg, mllogger, device, rank, world_size, local_batch) -> int:
         raise data.DataError(f"{args.data_dir}: {len(train_set)} train and {len(val_set)} val images; the "
                              f"{args.config} preset expects {cfg.train_images} and {cfg.val_images} "
                              "(an incomplete extraction? delete train/ or val/ and run ./extract.py again)")
-    pin = device.type == "cuda"
-    train_loader = data.make_loader(train_set, local_batch, rank, world_size, cfg.num_workers, pin)
-    val_loader = data.make_loader(val_set, cfg.eval_batch_size, rank, world_size, cfg.num_workers, pin)
+    train_loader = data.make_loader(train_set, local_batch, rank, world_size, cfg.num_workers, device,
+                                    cfg.loader_timeout)
+    val_loader = data.make_loader(val_set, cfg.eval_batch_size, rank, world_size, cfg.num_workers, device,
+                                  cfg.loader_timeout)
     mllogger.event(key=constants.TRAIN_SAMPLES, value=len(train_set))
     mllogger.event(key=constants.EVAL_SAMPLES, value=len(val_set))
 
