@@ -72,5 +72,7 @@ def spectrograms(waveforms: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     mean = spect.sum(dim=(1, 2), keepdim=True) / count
     var = ((spect - mean) * valid).square().sum(dim=(1, 2), keepdim=True) / (count - 1)  # torch.std: unbiased
     spect = (spect - mean) / var.sqrt().clamp_min(1e-8) * valid
-    return spect.unsqueeze(1)
+    # Contiguous: the STFT leaves T strided by 73-74 elements, and a dynamic torch.compile graph of the
+    # convolutions traced on one stride pattern failed its stride assertion on the next batch.
+    return spect.unsqueeze(1).contiguous()
 
