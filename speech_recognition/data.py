@@ -1,4 +1,4 @@
-"""LibriSpeech on disk -> manifests -> features -> duration-sorted batches for DeepSpeech2.
+"""LibriSpeech on disk -> manifests -> (augmented) waveforms -> duration-sorted batches for DeepSpeech2.
 
 On disk (spec section 2.2): DATA_DIR/LibriSpeech/<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac
 and one <speaker>-<chapter>.trans.txt per chapter ("<utt id> TRANSCRIPT" lines). preprocess.py turns each
@@ -6,11 +6,11 @@ subset into DATA_DIR/manifests/<subset>.csv (path relative to DATA_DIR, sample c
 duration as the reference's manifests were (section 2.3); the FLACs are read directly (soundfile), not
 converted to WAV.
 
-Features (section 2.5): Hamming-windowed STFT, n_fft = win = 320, hop = 160, centred with reflect padding
-(librosa 0.5/0.6 defaults) -> |X| -> log1p -> (x - mean) / std with one scalar mean and std per utterance:
-161 x (1 + samples // 160). Augmentation (section 2.6, training only): sox tempo U(0.85, 1.15) and gain
+Audio is read at the 2018 scale (a 16-bit sample times 65536, as the reference's torchaudio returned it;
+features.py says why it matters). Augmentation (section 2.6, training only): sox tempo U(0.85, 1.15) and gain
 U(-6, 8) dB on every load, drawn from a generator seeded by (run seed, epoch, utterance) so that resumed and
-multi-process runs see the same draws (the reference's loader worker never seeded numpy; section 7.4).
+multi-process runs see the same draws (the reference's loader worker never seeded numpy; section 7.4). The
+features (section 2.5) are computed from the batched waveforms on the training device (features.py).
 """
 
 import csv
@@ -22,11 +22,11 @@ import numpy as np
 import soundfile
 import torch
 
+import features
 import metrics
-from config import HOP, NUM_FREQ, SAMPLE_RATE, WINDOW
+from config import SAMPLE_RATE, WINDOW
 
 MANIFEST_DIR = "manifests"
-HAMMING = np.hamming(WINDOW)  # scipy.signal.hamming(320), the symmetric variant the reference passed
 
 
 class DataError(Exception):
@@ -134,58 +134,40 @@ def read_manifests(data_dir: str, subsets) -> list[Utterance]:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Audio and features
+# Audio
 
 
 def load_audio(path: str) -> np.ndarray:
-    """float32 samples in [-1, 1] of a 16 kHz mono file."""
+    """float32 samples of a 16 kHz mono file at the 2018 scale (features.py): soundfile's int32 samples, a
+    16-bit sample times 65536, as torchaudio 0.1 returned them (exact in float32: 16 significant bits)."""
     try:
-        audio, rate = soundfile.read(path, dtype="float32")
+        audio, rate = soundfile.read(path, dtype="int32")
     except (RuntimeError, soundfile.LibsndfileError) as e:
         raise DataError(f"{path}: cannot decode audio ({e})") from e
     if rate != SAMPLE_RATE or audio.ndim != 1:
         raise DataError(f"{path}: {rate} Hz, shape {audio.shape}; expected {SAMPLE_RATE} Hz mono")
-    return audio
+    return audio.astype(np.float32)
 
 
 def augmented_audio(path: str, tempo: float, gain_db: float) -> np.ndarray:
-    """sox tempo/gain, as load_randomly_augmented_audio (data_loader.py @ v0.5) did, through a 16-bit pipe.
-    -R: sox seeds its dither, so a draw gives the same samples every time (resumed runs match)."""
+    """sox tempo/gain, as load_randomly_augmented_audio (data_loader.py @ v0.5) did, through a 16-bit pipe
+    (the reference wrote a 16-bit WAV), at the 2018 scale. -R: sox seeds its dither, so a draw gives the same
+    samples every time (resumed runs match)."""
     cmd = ["sox", "-R", path, "-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1",
            "-r", str(SAMPLE_RATE), "-", "tempo", f"{tempo:.5f}", "gain", f"{gain_db:.5f}"]
-    proc = subprocess.run(cmd, capture_output=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True)
+    except FileNotFoundError as e:
+        raise DataError(f"{path}: augmentation needs the sox program on PATH (apt-get install sox)") from e
     if proc.returncode != 0:
         raise DataError(f"{path}: sox failed: {proc.stderr.decode(errors='replace').strip()}")
-    return np.frombuffer(proc.stdout, dtype="<i2").astype(np.float32) / 32768.0
-
-
-def stft_magnitude(audio: np.ndarray) -> np.ndarray:
-    """|STFT| as librosa 0.5/0.6 computed it for the reference: the signal reflect-padded by 160 at both ends,
-    320-sample Hamming frames every 160 samples -> 161 x (1 + len // 160). Written out in numpy because
-    librosa >= 0.10 pads the tail frames separately, which changes the last frame (tests/test_data.py compares
-    with librosa.stft on the others)."""
-    padded = np.pad(audio.astype(np.float64), WINDOW // 2, mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(padded, WINDOW)[::HOP]  # T x 320
-    return np.abs(np.fft.rfft(frames * HAMMING, axis=1)).T
-
-
-def spectrogram(audio: np.ndarray) -> np.ndarray:
-    """161 x (1 + len // 160) float32: normalised log(1 + |STFT|) (data_loader.py @ v0.5 parse_audio)."""
-    spect = np.log1p(stft_magnitude(audio))
-    # One scalar mean and std per utterance (torch.std in the reference: unbiased).
-    spect = (spect - spect.mean()) / max(float(spect.std(ddof=1)), 1e-8)
-    assert spect.shape[0] == NUM_FREQ
-    return spect.astype(np.float32)
-
-
-def num_frames(samples: int) -> int:
-    """Spectrogram frames of `samples` (centred STFT)."""
-    return 1 + samples // HOP
+    return np.frombuffer(proc.stdout, dtype="<i2").astype(np.float32) * features.INT16_TO_2018_SCALE
 
 
 class SpeechDataset(torch.utils.data.Dataset):
-    """Item i -> (spectrogram 161 x T, target indices, transcript). With augmentation, call set_epoch before
-    each epoch's iterator is created (workers copy the dataset then)."""
+    """Item i -> (waveform S samples at the 2018 scale, target indices, transcript); features.collate batches
+    them and features.spectrograms turns them into features on the training device. With augmentation, call
+    set_epoch before each epoch's iterator is created (workers copy the dataset then)."""
 
     def __init__(self, data_dir: str, utterances: list[Utterance], augment: bool = False, seed: int = 0,
                  tempo_range=(1.0, 1.0), gain_range_db=(0.0, 0.0)):
@@ -209,36 +191,32 @@ class SpeechDataset(torch.utils.data.Dataset):
             audio = load_audio(path)
         if len(audio) < WINDOW:
             raise DataError(f"{path}: {len(audio)} samples, too short for one 20 ms window")
-        return torch.from_numpy(spectrogram(audio)), metrics.encode(u.transcript), u.transcript
+        return torch.from_numpy(audio), metrics.encode(u.transcript), u.transcript
 
 
-def collate(items):
-    """-> features N x 1 x 161 x T_max (zero-padded after normalisation), frame counts N, targets
-    (concatenated), target lengths N, transcripts."""
-    specs, targets, transcripts = zip(*items)
-    lengths = torch.tensor([s.shape[1] for s in specs])
-    features = torch.zeros(len(specs), 1, NUM_FREQ, int(lengths.max()))
-    for k, s in enumerate(specs):
-        features[k, 0, :, : s.shape[1]] = s
-    target_lengths = torch.tensor([len(t) for t in targets])
-    flat = torch.tensor([i for t in targets for i in t], dtype=torch.long)
-    return features, lengths, flat, target_lengths, list(transcripts)
-
-
-def batches(n: int, global_batch_size: int, rank: int = 0, world_size: int = 1) -> list[list[int]]:
-    """This rank's share of every global batch, in manifest (duration) order, the same every epoch: the
-    reference never shuffled (section 7.3). Rank r takes items r, r + W, ... of each batch of
-    global_batch_size consecutive utterances; a last batch smaller than the world size is dropped (a rank
-    would get nothing)."""
+def batches(n: int, batch_size: int, rank: int = 0, world_size: int = 1) -> list[list[int]]:
+    """This rank's batches of (up to) batch_size utterances, in manifest (duration) order, the same every
+    epoch: the reference never shuffled (section 7.3). Each global batch is batch_size x world_size
+    consecutive utterances; rank r takes items r, r + W, ... of it (so the ranks' utterances have similar
+    durations and wait little for each other). The last global batch may be smaller (the v0.5 rules allow a
+    smaller final batch); it is dropped only when it has fewer utterances than there are ranks."""
+    global_batch = batch_size * world_size
     out = []
-    for lo in range(0, n, global_batch_size):
-        batch = list(range(lo, min(lo + global_batch_size, n)))
+    for lo in range(0, n, global_batch):
+        batch = range(lo, min(lo + global_batch, n))
         if len(batch) < world_size:
             break
-        out.append(batch[rank::world_size])
+        out.append(list(batch[rank::world_size]))
     return out
 
 
+def global_batch_sizes(n: int, batch_size: int, world_size: int) -> list[int]:
+    """Utterances in each global batch of batches(n, batch_size, r, world_size) over all ranks r."""
+    global_batch = batch_size * world_size
+    sizes = [min(global_batch, n - lo) for lo in range(0, n, global_batch)]
+    return [s for s in sizes if s >= world_size]
+
+
 def loader(dataset: SpeechDataset, batch_indices: list[list[int]], workers: int, pin_memory: bool):
-    return torch.utils.data.DataLoader(dataset, batch_sampler=batch_indices, collate_fn=collate,
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batch_indices, collate_fn=features.collate,
                                        num_workers=workers, pin_memory=pin_memory)

@@ -1,13 +1,17 @@
 """The DeepSpeech2 output alphabet, CTC greedy decoding and word/character error rates.
 
 Plain Python and torch, no model import. Alphabet: speech_recognition/labels.json @ v0.5 (spec section 1.3):
-index 0 is the CTC blank, 1 the apostrophe, 2..27 A..Z, 28 the space. WER as the reference's eval_model.py
-computed it (spec section 3): per utterance, the word-level Levenshtein distance divided by the number of
-reference words; the quality value is the MEAN of these ratios x 100 over the validation set (a macro
-average). The corpus-level figure (all edits / all reference words x 100) is reported beside it.
+index 0 is the CTC blank, 1 the apostrophe, 2..27 A..Z, 28 the space. WER and CER as the reference's
+eval_model.py and decoder.py computed them (@ aa596ff4 and @ v0.5 alike; spec section 3): per utterance, the
+Levenshtein distance between the word sequences divided by the number of reference words, and between the
+character strings, spaces included, divided by the reference's length in characters (spaces included);
+the quality value is the MEAN of the per-utterance ratios x 100 over the validation set (a macro average).
+The corpus-level WER (all word edits / all reference words x 100) is reported beside it. The distances come
+from rapidfuzz (C++; the reference used python-Levenshtein, same unit-cost definition).
 """
 
 import torch
+from rapidfuzz.distance import Levenshtein
 
 BLANK = 0
 SPACE = 28
@@ -44,26 +48,17 @@ def greedy_decode(logits: torch.Tensor, lengths: torch.Tensor) -> list[str]:
     return out
 
 
-def edit_distance(ref: list, hyp: list) -> int:
-    """Levenshtein distance (unit-cost insertions, deletions, substitutions) between two sequences."""
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        diag, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            diag, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diag + (r != h))
-    return row[-1]
-
-
 def word_errors(ref: str, hyp: str) -> tuple[int, int]:
-    """(word edits, reference words) of one utterance."""
+    """(word edits, reference words) of one utterance: decoder.wer, which maps each word to one character
+    and takes the Levenshtein distance of those strings, i.e. the distance between the word sequences."""
     ref_words = ref.split()
-    return edit_distance(ref_words, hyp.split()), len(ref_words)
+    return Levenshtein.distance(ref_words, hyp.split()), len(ref_words)
 
 
 def char_errors(ref: str, hyp: str) -> tuple[int, int]:
-    """(character edits, reference characters), spaces removed as eval_model.py @ v0.5 did."""
-    r, h = ref.replace(" ", ""), hyp.replace(" ", "")
-    return edit_distance(list(r), list(h)), len(r)
+    """(character edits, reference characters) of one utterance, spaces counted on both sides: decoder.cer
+    is Lev.distance(s1, s2) on the strings as decoded, divided by len(target) in eval_model.py."""
+    return Levenshtein.distance(ref, hyp), len(ref)
 
 
 class ErrorRates:

@@ -2,7 +2,7 @@
 """Train DeepSpeech2 on LibriSpeech until the validation WER reaches the target (MLPerf v0.5 DS2 reference).
 
     ./preprocess.py ./data && ./train.py --data-dir ./data          # one process, a GPU if there is one
-    torchrun --nproc_per_node 8 train.py --data-dir ./data          # 8 GPUs, same global batch
+    torchrun --nproc_per_node 8 train.py --data-dir ./data          # 8 GPUs: global batch 8 x 5, lr x 8
     ./train.py --data-dir ./data --config v05                       # the v0.5 model (3 x GRU-2560)
     ./make_tiny_dataset.py /tmp/tiny && ./preprocess.py /tmp/tiny && \
         ./train.py --data-dir /tmp/tiny --config tiny --device cpu  # tiny run, about a minute on 2 cores
@@ -10,7 +10,11 @@
 run_and_time.sh wraps these. Each epoch trains on the duration-sorted training manifests in the same order
 (no shuffling, as the reference), with sox tempo/gain augmentation, SGD with Nesterov momentum, gradient-norm
 clipping and the learning rate divided by 1.1 after the epoch; then greedy-decodes the validation set and
-computes its WER (mean of per-utterance WERs x 100, spec section 3). The run stops at WER <= target or at the
+computes its WER (mean of per-utterance WERs x 100, spec section 3). Each rank trains on its own batches of
+the preset's size (--batch-size), so the global batch grows with the ranks and the learning rate with it
+(py: the v0.5 rules' integer factor by linear scaling); BatchNorm statistics are shared by the ranks
+when a rank's batch is smaller than the preset's. Spectrograms are computed on the training device
+(features.py) from the loader's augmented waveforms. The run stops at WER <= target or at the
 epoch cap. Timed (RUN_START to RUN_STOP): reading the manifests, every epoch (audio decoding, augmentation,
 features, training), every evaluation and checkpoint. Not timed: download and preprocess.py (deterministic).
 Writes OUTPUT_DIR/mlperf.log (:::MLLOG lines, also on stdout), summary.json and checkpoint.pt; progress goes
@@ -19,6 +23,7 @@ to stderr. Exit status 0 when the target was reached, 1 when it was not, 2 on ba
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -31,12 +36,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from mlperf_logging import mllog
 from mlperf_logging.mllog import constants
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import data
+import features
 import metrics
 from config import HOP, PRESETS, SAMPLE_RATE
-from model import DeepSpeech2
+from model import DeepSpeech2, precision_policy
 
 BENCHMARK = "speech_recognition"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -55,13 +62,149 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="run seed (default: drawn at random, shared by all ranks)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast, or fp16 + loss scaling before Ampere (default: on CUDA)")
+                   help="bf16 autocast with fp32 GRUs from compute capability 8.0, fp16 + loss scaling "
+                        "before (default: on CUDA)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="utterances per rank and step (default: the preset's, 5 reference, 8 v05 and tiny); "
+                        "the global batch is this times the number of ranks")
     p.add_argument("--compile", action="store_true", help="torch.compile the convolutional front end")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUTPUT_DIR/checkpoint.pt if it exists")
     p.add_argument("--max-epochs", type=int, default=None, help="override the preset's maximum epoch count")
     p.add_argument("--target", type=float, default=None, help="override the preset's WER target (in %%)")
     return p
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Data parallelism: the learning rate of a larger global batch, BatchNorm statistics shared by the ranks, the
+# refusal of settings that cannot train, and a digest showing that the ranks hold one model.
+#
+# Each rank trains on its own batches of `batch_size` utterances (data.batches), so the global batch is
+# batch_size x world_size. The 2018 reference trained on one GPU (the reference time is one P100's). The
+# MLPerf v0.5 training rules (mlcommons/training_policies training_rules.adoc, "Hyperparameters and
+# Optimizer", November 2018) let an SGD submission choose any batch size and scale the learning rate by an
+# integer factor r, optionally after a linear warm-up of wb batches; the linear scaling rule of Goyal et al.
+# 2017 ("Accurate, Large Minibatch SGD", arXiv 1706.02677) is the usual choice of r. Used here: r = global
+# batch / the preset's batch, rounded to an integer >= 1, without warm-up (the duration-sorted order starts
+# on the shortest utterances, the DS2 paper's SortaGrad curriculum). No multi-GPU run of the full model has
+# been measured.
+
+
+class SettingsError(Exception):
+    """A combination of ranks, batch size and data that cannot train; the message says which and why."""
+
+
+def learning_rate_factor(global_batch: int, reference_batch: int) -> int:
+    """The v0.5 rules' integer factor r for a global batch, by linear scaling from the preset's batch."""
+    return max(1, round(global_batch / reference_batch))
+
+
+def use_sync_batch_norm(batch_size: int, reference_batch: int, world_size: int) -> bool:
+    """BatchNorm statistics over the whole global batch when a rank's own batch is smaller than the preset's:
+    the reference's statistics came from its whole batch of 5 (or 8) utterances on one GPU."""
+    return world_size > 1 and batch_size < reference_batch
+
+
+def check_settings(batch_size: int, world_size: int, train_utterances: int | None = None) -> None:
+    """Raises SettingsError for a setting that cannot train (checked again once the manifests are read)."""
+    if batch_size < 1:
+        raise SettingsError(f"--batch-size {batch_size}: each rank needs at least one utterance per step")
+    if train_utterances is not None and train_utterances < world_size:
+        raise SettingsError(f"{world_size} ranks but {train_utterances} training utterances: every rank "
+                            "needs at least one utterance per step; use fewer processes")
+
+
+class AllReduceSum(torch.autograd.Function):
+    """The sum of a tensor over the ranks; its gradient is the sum of the ranks' gradients, since every rank's
+    loss depends on the sum (torch.distributed.nn.functional.all_reduce, which is deprecated)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm over N x C x ... whose training statistics are those of the global batch (every rank's
+    utterances), with the same parameters, buffers and state_dict keys as BatchNorm1d/2d.
+
+    Not torch.nn.SyncBatchNorm: that one refuses CPU tensors (its statistics kernels are CUDA-only), so a
+    gloo run could not take this branch. Here each rank's per-channel (count, mean, sum of squared
+    deviations) are exchanged with one all_reduce (AllReduceSum) and combined exactly (Chan et al.'s
+    pairwise update), on any backend; the backward pass all-reduces the gradients of those statistics. In
+    eval mode, or with one rank, it is plain BatchNorm."""
+
+    def _check_input_dim(self, x):
+        if x.dim() < 2:
+            raise ValueError(f"expected N x C x ... input, got shape {tuple(x.shape)}")
+
+    def forward(self, x):
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        world, rank, c = dist.get_world_size(), dist.get_rank(), x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        shape = [1, c] + [1] * (x.dim() - 2)
+        xf = x.float()  # statistics in fp32 under autocast too
+        mean = xf.mean(dims)  # C
+        m2 = (xf - mean.view(shape)).square().sum(dims)  # C: squared deviations from this rank's mean
+        local = torch.cat([mean, m2, xf.new_full((1,), xf.numel() // c)])  # 2C + 1
+        # One row per rank, zeros elsewhere; the sum over ranks is every rank's statistics: W x (2C + 1).
+        table = AllReduceSum.apply(F.pad(local[None], (0, 0, rank, world - 1 - rank)))
+        means, m2s, counts = table[:, :c], table[:, c: 2 * c], table[:, 2 * c:]
+        total = counts.sum()
+        global_mean = (counts * means).sum(0) / total
+        global_m2 = m2s.sum(0) + (counts * (means - global_mean).square()).sum(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                # running = (1 - momentum) running + momentum batch; the unbiased variance, as BatchNorm does
+                self.running_mean.lerp_(global_mean.detach(), self.momentum)
+                self.running_var.lerp_(global_m2.detach() / (total - 1).clamp_min(1), self.momentum)
+        out = (xf - global_mean.view(shape)) * torch.rsqrt(global_m2 / total + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out.to(x.dtype)
+
+
+def convert_sync_batch_norm(module: nn.Module) -> nn.Module:
+    """Every BatchNorm in `module` replaced, in place, by a SyncBatchNorm holding its parameters and buffers
+    (on the CPU: convert before moving the model to its device)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            if child.momentum is None:
+                raise ValueError(f"{name}: cumulative BatchNorm averages (momentum=None) are not supported")
+            sync = SyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+                                 child.track_running_stats)
+            sync.load_state_dict(child.state_dict())
+            setattr(module, name, sync)
+        else:
+            convert_sync_batch_norm(child)
+    return module
+
+
+def state_digest(module: nn.Module) -> str:
+    """SHA-256 (16 hex digits) of every parameter and buffer, names included: equal on every rank when the
+    ranks hold the same model."""
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def broadcast_buffers(module: nn.Module) -> None:
+    """Rank 0's BatchNorm running statistics on every rank. DDP broadcasts buffers at the start of each
+    forward pass, so after the epoch's last step each rank holds statistics updated by its own batch only;
+    evaluation and the checkpoint need the same model everywhere."""
+    for b in module.buffers():
+        dist.broadcast(b, 0)
 
 
 def rotate_log(path: str) -> None:
@@ -95,6 +238,26 @@ def save_checkpoint(path: str, state: dict) -> None:
     os.replace(tmp, path)  # atomic: a crash mid-write leaves the previous checkpoint intact
 
 
+def build_model(cfg, precision, sync_bn: bool = False, compile: bool = False) -> DeepSpeech2:
+    """The preset's DeepSpeech2 on the CPU, its GRUs in the precision policy's dtype."""
+    model = DeepSpeech2(cfg.rnn_layers, cfg.rnn_hidden, cfg.bidirectional, cfg.rnn_batch_norm,
+                        cfg.conv_channels, rnn_dtype=precision.rnn)
+    if sync_bn:
+        convert_sync_batch_norm(model)  # same state_dict keys: checkpoints load either way
+    if compile:
+        # Module.compile compiles the module in place and keeps its state_dict keys (assigning
+        # torch.compile's wrapper adds `_orig_mod.` to them), so --compile and eager runs resume from each
+        # other's checkpoints. Variable lengths: one dynamic graph.
+        model.conv.compile(dynamic=True)
+    return model
+
+
+def checkpoint_state_dict(state: dict) -> dict:
+    """A model state_dict as saved, without the `_orig_mod.` that torch.compile'd submodules added to the
+    keys of checkpoints written before --compile used Module.compile (which keeps the keys)."""
+    return {k.replace("._orig_mod", ""): v for k, v in state.items()}
+
+
 def ctc_loss(logits, steps, targets, target_lengths):
     """Summed CTC loss of a batch. torch's CTC wants log-probabilities (warp-ctc took raw activations; spec
     section 7.6), computed in fp32. zero_infinity: an infeasible alignment contributes nothing instead of the
@@ -105,16 +268,26 @@ def ctc_loss(logits, steps, targets, target_lengths):
                       reduction="sum", zero_infinity=True)
 
 
+def to_device(batch, device):
+    """A collated batch on the training device: waveforms, frame counts and targets copied without blocking
+    (the loader pins them on CUDA), then spectrograms computed there. Frame and target counts stay on the
+    CPU too, for the GRUs' packing and the CTC loss."""
+    waveforms, frames, targets, target_lengths, transcripts = batch
+    spect = features.spectrograms(waveforms.to(device, non_blocking=True),
+                                  frames.to(device, non_blocking=True))
+    return spect, frames, targets.to(device, non_blocking=True), target_lengths, transcripts
+
+
 def train_one_epoch(model, optimizer, scaler, loader, global_sizes, world_size, max_grad_norm, device,
                     autocast, log_every=0, log_prefix=""):
     """One pass in manifest order -> (sum of per-utterance losses on this rank, utterances, audio seconds)."""
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # no host sync per step
     utterances, samples, tic = 0, 0, time.time()
-    for step, (features, frames, targets, target_lengths, _) in enumerate(loader):
-        features = features.to(device, non_blocking=True)
+    for step, batch in enumerate(loader):
+        spect, frames, targets, target_lengths, _ = to_device(batch, device)
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            logits, steps = model(features, frames)
+            logits, steps = model(spect, frames)
         loss = ctc_loss(logits, steps, targets, target_lengths)
         # Summed over the global batch, divided by its size (train.py @ v0.5); DDP averages over ranks.
         scaled = loss * (world_size / global_sizes[step])
@@ -138,9 +311,10 @@ def train_one_epoch(model, optimizer, scaler, loader, global_sizes, world_size, 
 def evaluate(model, loader, device, autocast) -> metrics.ErrorRates:
     model.eval()
     rates = metrics.ErrorRates()
-    for features, frames, _, _, transcripts in loader:
+    for batch in loader:
+        spect, frames, _, _, transcripts = to_device(batch, device)
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            logits, steps = model(features.to(device, non_blocking=True), frames)
+            logits, steps = model(spect, frames)
         for ref, hyp in zip(transcripts, metrics.greedy_decode(logits.transpose(0, 1), steps)):
             rates.add(ref, hyp)
     model.train()
@@ -162,6 +336,11 @@ def main(argv=None) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda":
         device = torch.device("cuda", local_rank if distributed else (device.index or 0))
+        if device.index >= torch.cuda.device_count():
+            print(f"train.py: error: process {local_rank} on this node needs GPU {device.index}, but "
+                  f"{torch.cuda.device_count()} are visible: start at most that many processes per node",
+                  file=sys.stderr)
+            return 2
         torch.cuda.set_device(device)
     if distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -171,7 +350,7 @@ def main(argv=None) -> int:
     mllogger = mllog.get_mllogger()
     try:
         return train(args, cfg, mllogger, device, rank, world_size)
-    except data.DataError as e:
+    except (data.DataError, SettingsError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
     finally:
@@ -217,10 +396,15 @@ def train(args, cfg, mllogger, device, rank, world_size) -> int:
     torch.manual_seed(seed)
 
     amp = args.amp if args.amp is not None else device.type == "cuda"
-    # bf16 from Ampere on (and on CPU); fp16 with a loss scaler on Pascal/Volta/Turing.
-    half = torch.bfloat16 if device.type != "cuda" or torch.cuda.get_device_capability(device) >= (8, 0) \
-        else torch.float16
-    autocast = half if amp else None
+    precision = precision_policy(torch.cuda.get_device_capability(device) if device.type == "cuda" else None,
+                                 amp)
+    autocast = precision.autocast
+    batch_size = args.batch_size if args.batch_size is not None else cfg.batch_size
+    global_batch = batch_size * world_size
+    lr_factor = learning_rate_factor(global_batch, cfg.batch_size)
+    learning_rate = cfg.learning_rate * lr_factor
+    sync_bn = use_sync_batch_norm(batch_size, cfg.batch_size, world_size)
+    check_settings(batch_size, world_size)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     if device.type == "cpu" and cfg.cpu_threads and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(cfg.cpu_threads)
@@ -235,9 +419,13 @@ def train(args, cfg, mllogger, device, rank, world_size) -> int:
                    value=os.environ.get("SUBMISSION_POC_NAME", "reference"))
     mllogger.event(key=constants.SUBMISSION_ENTRY, value=os.environ.get("SUBMISSION_ENTRY", "reference"))
     mllogger.event(key=constants.SEED, value=seed)
-    mllogger.event(key=constants.GLOBAL_BATCH_SIZE, value=cfg.global_batch_size)
+    mllogger.event(key=constants.GLOBAL_BATCH_SIZE, value=global_batch,
+                   metadata={"per_rank": batch_size, "ranks": world_size, "sync_batch_norm": sync_bn})
     mllogger.event(key=constants.OPT_NAME, value=constants.SGD)
-    mllogger.event(key=constants.OPT_BASE_LR, value=cfg.learning_rate)
+    # The preset's rate times the v0.5 rules' integer factor for the global batch (py).
+    mllogger.event(key=constants.OPT_BASE_LR, value=learning_rate,
+                   metadata={"preset": cfg.learning_rate, "factor": lr_factor,
+                             "preset_batch": cfg.batch_size})
     mllogger.event(key="opt_momentum", value=cfg.momentum)
     mllogger.event(key="opt_nesterov", value=True)
     mllogger.event(key=constants.OPT_WEIGHT_DECAY, value=0.0)
@@ -249,22 +437,26 @@ def train(args, cfg, mllogger, device, rank, world_size) -> int:
     mllogger.event(key="model_hp_rnn_hidden_size", value=cfg.rnn_hidden)
     mllogger.event(key="model_hp_rnn_bidirectional", value=cfg.bidirectional)
     mllogger.event(key="model_hp_rnn_batch_norm", value=cfg.rnn_batch_norm)
+    mllogger.event(key="precision", value=str(autocast).removeprefix("torch.") if autocast else "fp32",
+                   metadata={"rnn": str(precision.rnn).removeprefix("torch."),
+                             "grad_scaler": precision.grad_scaler})
     mllogger.event(key="data_augmentation", value=cfg.augment, metadata={
         "tempo": list(cfg.tempo_range), "gain_db": list(cfg.gain_range_db)})
     mllogger.event(key="eval_target", value=cfg.quality_target, metadata={"metric": "WER %, lower is better"})
 
-    raw_model = DeepSpeech2(cfg.rnn_layers, cfg.rnn_hidden, cfg.bidirectional, cfg.rnn_batch_norm,
-                            cfg.conv_channels).to(device)
+    raw_model = build_model(cfg, precision, sync_bn, args.compile).to(device)
     model = DistributedDataParallel(raw_model, device_ids=[device.index] if device.type == "cuda" else None) \
         if distributed else raw_model
-    if args.compile:
-        raw_model.conv = torch.compile(raw_model.conv, dynamic=True)  # variable lengths: one dynamic graph
-    optimizer = torch.optim.SGD(raw_model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum,
+    optimizer = torch.optim.SGD(raw_model.parameters(), lr=learning_rate, momentum=cfg.momentum,
                                 nesterov=True, weight_decay=0.0)
-    scaler = torch.amp.GradScaler(device.type, enabled=autocast == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.grad_scaler)
     first_epoch, evals = 1, []
     if checkpoint is not None:
-        raw_model.load_state_dict(checkpoint["model"])
+        if checkpoint.get("global_batch_size", global_batch) != global_batch:
+            raise SettingsError(
+                f"{checkpoint_path}: written with a global batch of {checkpoint['global_batch_size']}, this "
+                f"run's is {global_batch} ({batch_size} x {world_size} ranks): resume with the same batches")
+        raw_model.load_state_dict(checkpoint_state_dict(checkpoint["model"]))
         optimizer.load_state_dict(checkpoint["optimizer"])  # carries the annealed learning rate
         scaler.load_state_dict(checkpoint["scaler"])
         first_epoch = checkpoint["epoch"] + 1
@@ -287,12 +479,14 @@ def train(args, cfg, mllogger, device, rank, world_size) -> int:
     val_utts = data.read_manifests(args.data_dir, cfg.val_subsets)
     mllogger.event(key=constants.TRAIN_SAMPLES, value=len(train_utts))
     mllogger.event(key=constants.EVAL_SAMPLES, value=len(val_utts))
+    check_settings(batch_size, world_size, len(train_utts))
     train_set = data.SpeechDataset(args.data_dir, train_utts, cfg.augment, seed, cfg.tempo_range,
                                    cfg.gain_range_db)
-    train_batches = data.batches(len(train_utts), cfg.global_batch_size, rank, world_size)
-    global_sizes = [sum(len(b) for b in ranks) for ranks in
-                    zip(*(data.batches(len(train_utts), cfg.global_batch_size, r, world_size)
-                          for r in range(world_size)))]
+    train_batches = data.batches(len(train_utts), batch_size, rank, world_size)
+    global_sizes = data.global_batch_sizes(len(train_utts), batch_size, world_size)
+    progress(f"global batch {global_batch} ({batch_size} per rank x {world_size}), {len(global_sizes)} steps "
+             f"per epoch, learning rate {learning_rate:g} ({lr_factor} x {cfg.learning_rate:g})"
+             f"{', BatchNorm statistics synchronised over the ranks' if sync_bn else ''}")
     val_set = data.SpeechDataset(args.data_dir, val_utts)
     mine = list(range(rank, len(val_utts), world_size))  # every utterance on exactly one rank
     val_batches = [mine[i:i + cfg.eval_batch_size] for i in range(0, len(mine), cfg.eval_batch_size)]
@@ -331,6 +525,14 @@ def train(args, cfg, mllogger, device, rank, world_size) -> int:
         totals = torch.tensor([loss_sum.item(), utts, audio_s], dtype=torch.float64)
         if distributed:
             dist.all_reduce(totals)
+            broadcast_buffers(raw_model)
+            # DDP keeps the ranks' parameters equal; check it once per epoch, before evaluating and saving.
+            digest = state_digest(raw_model)
+            digests = [None] * world_size
+            dist.all_gather_object(digests, digest)
+            progress(f"epoch {epoch} weights sha256 {digest}", all_ranks=True)
+            if len(set(digests)) > 1:
+                raise RuntimeError(f"epoch {epoch}: the ranks' weights differ ({digests})")
         mean_loss = totals[0].item() / max(totals[1].item(), 1)
         mllogger.end(key=constants.EPOCH_STOP, metadata={"epoch_num": epoch})
         progress(f"epoch {epoch} done: loss {mean_loss:.3f} lr {lr:.3g} "
@@ -346,7 +548,7 @@ def train(args, cfg, mllogger, device, rank, world_size) -> int:
             save_checkpoint(checkpoint_path, {
                 "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict(), "epoch": epoch, "evals": evals, "seed": seed,
-                "config": args.config})
+                "config": args.config, "global_batch_size": global_batch})
         if wer <= cfg.quality_target:
             status = constants.SUCCESS
             break

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 
 import pytest
@@ -15,6 +16,7 @@ torch.set_num_threads(1)
 FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, FOLDER)
 
+import data  # noqa: E402
 import make_tiny_dataset  # noqa: E402
 import preprocess  # noqa: E402
 import train  # noqa: E402
@@ -34,6 +36,19 @@ def tiny_data(tmp_path_factory) -> str:
     d = str(tmp_path_factory.mktemp("tiny_data"))
     assert make_tiny_dataset.main([d, "--seed", "0"]) == 0
     assert preprocess.main([d]) == 0
+    return d
+
+
+@pytest.fixture(scope="session")
+def small_data(tiny_data, tmp_path_factory) -> str:
+    """A DATA_DIR whose training manifest lists only the first 48 utterances of the tiny data (6 steps of 8;
+    the audio linked, the dev set whole): for tests of mechanics (resume, ranks agreeing), not of learning."""
+    d = str(tmp_path_factory.mktemp("small_data"))
+    os.makedirs(os.path.join(d, data.MANIFEST_DIR))
+    os.symlink(os.path.join(tiny_data, "LibriSpeech"), os.path.join(d, "LibriSpeech"))
+    shutil.copy(os.path.join(tiny_data, "tiny.md5"), d)
+    shutil.copy(data.manifest_path(tiny_data, "dev-tiny"), data.manifest_path(d, "dev-tiny"))
+    data.write_manifest(d, "train-tiny", data.read_manifests(tiny_data, ["train-tiny"])[:48])
     return d
 
 

@@ -1,4 +1,7 @@
-"""WER/CER against hand-computed cases, their aggregation over a set, the alphabet and CTC greedy decoding."""
+"""WER/CER against hand-computed cases and a plain Levenshtein on random strings, their aggregation over a
+set, the alphabet and CTC greedy decoding."""
+
+import random
 
 import pytest
 import torch
@@ -27,9 +30,31 @@ def test_word_errors(ref, hyp, edits, words):
     assert metrics.word_errors(ref, hyp) == (edits, words)
 
 
-def test_char_errors_ignore_spaces():
-    assert metrics.char_errors("AB CD", "ABCD") == (0, 4)
-    assert metrics.char_errors("AB CD", "AXCD") == (1, 4)
+def test_char_errors_count_spaces_as_the_reference_did():
+    # decoder.cer @ aa596ff4 and @ v0.5: Lev.distance on the strings as they are, over len(target).
+    assert metrics.char_errors("AB CD", "ABCD") == (1, 5)
+    assert metrics.char_errors("AB CD", "AXCD") == (2, 5)
+    assert metrics.char_errors("AB CD", "AB CD") == (0, 5)
+
+
+def levenshtein(ref: list, hyp: list) -> int:
+    """Unit-cost edit distance by the textbook dynamic programme (metrics.py's before rapidfuzz)."""
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        diag, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            diag, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diag + (r != h))
+    return row[-1]
+
+
+def test_rapidfuzz_distances_agree_with_a_plain_levenshtein_on_random_strings():
+    rng = random.Random(0)
+    words = ["A", "AN", "THE", "CAT", "CATS", "SAT", "ON", "MAT", "IT'S"]
+    for _ in range(500):
+        ref = " ".join(rng.choices(words, k=rng.randint(1, 12)))
+        hyp = " ".join(rng.choices(words, k=rng.randint(0, 12)))
+        assert metrics.word_errors(ref, hyp) == (levenshtein(ref.split(), hyp.split()), len(ref.split()))
+        assert metrics.char_errors(ref, hyp) == (levenshtein(list(ref), list(hyp)), len(ref))
 
 
 def test_wer_is_the_mean_of_per_utterance_ratios_and_corpus_wer_is_reported_beside_it():
