@@ -79,11 +79,11 @@ def test_mlperf_log_and_result_line_are_read(tmp_path):
     assert score.parse_result_line(out) == {"seed": 42, "wall_seconds": 9.5, "start": "2026-12-03T08:18:39Z"}
 
 
-def _score(tmp_path, *args):
+def _score(tmp_path, *args, score_dir=None):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, str(ROOT / "tools" / "score.py"), "--bench", "recommendation",
-                           "--config", "tiny", "--score-dir", str(tmp_path), *args],
-                          capture_output=True, text=True, env=env, timeout=600)
+                           "--config", "tiny", "--score-dir", score_dir or str(tmp_path), *args],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
 
 
 def test_score_recommendation_tiny_five_runs(tmp_path):
@@ -103,7 +103,9 @@ def test_score_recommendation_tiny_five_runs(tmp_path):
 
 
 def test_score_with_an_unreachable_target_fails_and_reports_every_run(tmp_path):
-    proc = _score(tmp_path, "--seeds", "3 4", "--", "--target", "0.99", "--max-epochs", "1")
+    # A relative --score-dir (from the caller's folder, while the runs execute in the benchmark's) too.
+    proc = _score(tmp_path.parent, "--seeds", "3 4", "--", "--target", "0.99", "--max-epochs", "1",
+                  score_dir=tmp_path.name)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = json.loads((tmp_path / "score.json").read_text())
     assert [r["seed"] for r in report["runs"]] == [3, 4]

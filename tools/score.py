@@ -181,8 +181,10 @@ def result_text(bench: str, config: str, res: dict) -> str:
     lines = [f"{bench} ({config}): {res['converged']} of {res['runs']} runs converged "
              f"(pass rate {res['pass_rate']:.0%}; the rule needs {res['required']}: {res['rule']})"]
     if res["seconds"] is not None:
-        dropped = ", fastest and slowest dropped)" if len(res["scored"]) >= 3 else ", too few to drop any)"
-        lines.append(f"result: {res['seconds']:.2f} s (mean of the {len(res['scored'])} scored runs{dropped}")
+        n = len(res["scored"])
+        kept = (f"mean of {n - 2}: the {n} scored runs less the fastest and the slowest" if n >= 3 else
+                f"mean of the {n} scored runs, too few to drop any")
+        lines.append(f"result: {res['seconds']:.2f} s ({kept})")
     if res["speedup"] is not None:
         lines.append(f"speedup: {res['speedup']:.2f} x the 2018 reference "
                      f"({res['reference_seconds']:,} s on one P100)")
@@ -255,7 +257,8 @@ def main(argv=None) -> int:
         if s not in seeds:
             seeds.append(s)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    score_dir = args.score_dir or ROOT / ".score" / f"{args.bench}-{args.config}-{stamp}"
+    # Resolved: the runs execute in the benchmark folder, where a relative path would name another place.
+    score_dir = (args.score_dir or ROOT / ".score" / f"{args.bench}-{args.config}-{stamp}").resolve()
     score_dir.mkdir(parents=True, exist_ok=True)
 
     data_dir = args.data_dir
