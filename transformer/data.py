@@ -79,10 +79,11 @@ def read_parallel(prefix: Path, src_lang: str = "en",
 
 
 def check_data_dir(data_dir: Path, config_name: str) -> None:
-    """The reference preset refuses tiny data: a reference run on it would not be a result (DESIGN.md)."""
-    if config_name == "reference" and (data_dir / "tiny.md5").exists():
+    """The reference presets refuse tiny data: a reference run on it would not be a result (DESIGN.md)."""
+    if config_name.startswith("reference") and (data_dir / "tiny.md5").exists():
         raise DataError(f"{data_dir} holds tiny.md5 (synthetic data from make_tiny_dataset.py); the "
-                        "reference preset needs the real WMT data: use --config tiny or download_dataset.sh")
+                        f"{config_name} preset needs the real WMT data: use --config tiny or "
+                        "download_dataset.sh")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ pre-softmax projection (no output bias), N(0, d^-0.5) init, outputs scaled by sq
 t2t sinusoids (sin half then cos half); bias-free Q/K/V/output projections; FFN with bias and ReLU;
 Glorot-uniform dense init. The decoder input is the target shifted right with pad id 0 at position 0,
 whose zeroed embedding is the reference's all-zero first vector. Only torch is imported (bench.py).
+
+Also here, because train.py and bench.py must agree on it: the mixed-precision policy (precision_policy).
 """
 
 import math
@@ -20,6 +22,17 @@ import torch.nn.functional as F
 from torch import nn
 
 PAD_ID, EOS_ID = 0, 1
+MAX_POSITIONS = 1024  # rows of the precomputed position table; a longer input extends it (decoding only)
+
+
+def precision_policy(capability: tuple[int, int] | None) -> torch.dtype:
+    """The autocast dtype of --amp from the CUDA compute capability (None: the CPU).
+
+    bf16 from Ampere (8.0) on, where tensor cores run it natively; fp16 (with a GradScaler, since its
+    range is narrow) on Pascal, Volta and Turing. Decided by capability, not by
+    torch.cuda.is_bf16_supported(), which also says True on a P100, where bf16 is only emulated.
+    """
+    return torch.bfloat16 if capability is None or tuple(capability) >= (8, 0) else torch.float16
 
 
 class MultiHeadAttention(nn.Module):
@@ -131,12 +144,20 @@ class Transformer(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
         nn.init.normal_(self.embedding.weight, std=cfg.d_model ** -0.5)
+        # [MAX_POSITIONS, d], fixed: a buffer moves with the model to its device, so a forward pass copies
+        # nothing from the host. Not saved in checkpoints (it is a function of d alone).
+        self.register_buffer("positions", sinusoid_positions(MAX_POSITIONS, cfg.d_model), persistent=False)
+
+    def position_table(self, length: int) -> torch.Tensor:
+        """[length, d] rows of the sinusoid table (training never exceeds it: max_length <= 256)."""
+        if length > self.positions.size(0):  # a test sentence longer than MAX_POSITIONS - 50: extend once
+            self.positions = sinusoid_positions(length, self.d_model).to(self.positions.device)
+        return self.positions[:length]
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """ids [B, L] -> [B, L, d]: scaled embedding, zero at pads, plus positions, then dropout."""
         x = self.embedding(ids) * (self.d_model ** 0.5) * (ids != PAD_ID).unsqueeze(-1)
-        pos = sinusoid_positions(ids.size(1), self.d_model).to(device=x.device, dtype=x.dtype)
-        return self.dropout(x + pos)
+        return self.dropout(x + self.position_table(ids.size(1)).to(x.dtype))
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """src [B, S] -> (memory [B, S, d], mask [B, 1, 1, S] True at real tokens)."""
@@ -169,7 +190,7 @@ class Transformer(nn.Module):
         """tokens [N] at `position` (the previous output; pad id 0 at position 0) -> logits [N, V].
         Same result as decode(...)[:, position] over the whole prefix, in O(1) positions of work."""
         x = self.embedding(tokens) * (self.d_model ** 0.5) * (tokens != PAD_ID).unsqueeze(-1)
-        x = x + sinusoid_positions(position + 1, self.d_model)[position].to(device=x.device, dtype=x.dtype)
+        x = x + self.position_table(position + 1)[position].to(x.dtype)
         x = self.dropout(x)[:, None, :]
         for layer, layer_cache in zip(self.decoder, cache):
             x = layer.step(x, layer_cache, mask)
@@ -227,57 +248,73 @@ def beam_search(model: Transformer, src: torch.Tensor, beam_size: int = 4, alpha
                 extra_length: int = 50) -> list[list[int]]:
     """Beam search with the GNMT length penalty; returns the best hypothesis per sentence, EOS cut.
 
-    Each step expands every live beam and takes the 2K best continuations; an EOS among the best K
-    finishes a hypothesis (score = log prob / length_penalty), the best K non-EOS ones stay live. A
-    sentence is done when it has K finished hypotheses; at src_len + extra_length tokens EOS is forced.
-    With K = 1 this is exactly greedy decoding. The decoder runs incrementally with a key/value cache.
+    All B sentences of the batch advance together on src's device (B x K rows through the decoder). Each
+    step expands every live beam and takes the 2K best continuations per sentence; an EOS among the best K
+    finishes a hypothesis (score = log prob / length_penalty), kept aside in a [B, K] table until the
+    sentence has K of them; the best K non-EOS continuations stay live. At src_len + extra_length tokens
+    EOS is forced. With K = 1 this is exactly greedy decoding. The decoder runs incrementally with a
+    key/value cache. The only host synchronisation per step is the check whether every sentence is done.
     """
-    b, k = src.size(0), beam_size
+    b, k, device = src.size(0), beam_size, src.device
     memory, mask = model.encode(src)
     memory, mask = memory.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
     cache = model.init_cache(memory)
     max_len = src.size(1) + extra_length
-    seqs = torch.zeros(b * k, 1, dtype=torch.long, device=src.device)
-    scores = torch.full((b, k), -math.inf, device=src.device)
+    # tokens [B*K, 1 + max_len]: column 0 is the pad start symbol, column t + 1 the output of step t;
+    # columns not yet written stay 0 (pad), which marks the end of a prefix.
+    tokens = torch.zeros(b * k, 1 + max_len, dtype=torch.long, device=device)
+    scores = torch.full((b, k), -math.inf, device=device)  # log prob of each live beam
     scores[:, 0] = 0.0  # all beams start identical: keep one
-    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(b)]
-    done = [False] * b
+    # Finished hypotheses, in the order they finished, plus a last slot k that takes every write that is
+    # not a real finish (so each step is one scatter, no data-dependent shapes).
+    fin_scores = torch.full((b, k + 1), -math.inf, dtype=torch.float64, device=device)
+    fin_tokens = torch.zeros(b, k + 1, max_len, dtype=torch.long, device=device)
+    fin_count = torch.zeros(b, dtype=torch.long, device=device)
+    done = torch.zeros(b, dtype=torch.bool, device=device)
+    first_row = torch.arange(b, device=device)[:, None] * k  # [B, 1] row of each sentence's beam 0
     for step in range(max_len):
-        logp = model.decode_step(seqs[:, -1], step, mask, cache).float().log_softmax(-1)  # [B*K, V]
+        logp = model.decode_step(tokens[:, step], step, mask, cache).float().log_softmax(-1)  # [B*K, V]
         v = logp.size(-1)
         logp[:, PAD_ID] = -math.inf
         if step == max_len - 1:
             logp[:, :EOS_ID] = -math.inf
             logp[:, EOS_ID + 1:] = -math.inf
         cand = (scores.unsqueeze(-1) + logp.view(b, k, v)).view(b, k * v)
-        top_scores, top_idx = cand.topk(2 * k, dim=1)  # [B, 2K]
-        top_beam, top_tok = (top_idx // v).tolist(), (top_idx % v).tolist()
-        top_scores_l = top_scores.tolist()
-        new_rows, new_tok = torch.zeros(b, k, dtype=torch.long), torch.zeros(b, k, dtype=torch.long)
-        new_scores = torch.full((b, k), -math.inf)
-        prefixes = seqs[:, 1:].view(b, k, -1).tolist()
-        for i in range(b):
-            n_alive = 0
-            for j in range(2 * k):
-                if done[i] or n_alive == k:
-                    break
-                s, beam, tok = top_scores_l[i][j], top_beam[i][j], top_tok[i][j]
-                if s == -math.inf:
-                    break
-                if tok == EOS_ID:
-                    if j < k:
-                        finished[i].append((s / length_penalty(step + 1, alpha), prefixes[i][beam]))
-                        done[i] = len(finished[i]) >= k
-                else:
-                    new_rows[i, n_alive], new_tok[i, n_alive], new_scores[i, n_alive] = beam, tok, s
-                    n_alive += 1
-            if done[i]:
-                new_scores[i] = -math.inf
-        if all(done):
+        top_scores, top_idx = cand.topk(2 * k, dim=1)  # [B, 2K], best first
+        top_beam, top_tok = top_idx // v, top_idx % v
+        # -inf candidates (dead beams, or fewer than 2K finite ones) neither finish nor live.
+        live = (top_scores > -math.inf) & ~done[:, None]
+        is_eos = top_tok == EOS_ID
+
+        # An EOS among the best K finishes a hypothesis while the sentence has fewer than K.
+        finishing = live & is_eos
+        finishing[:, k:] = False
+        slot = fin_count[:, None] + finishing.cumsum(1) - 1  # [B, 2K] where each finisher goes
+        finishing &= slot < k
+        slot = torch.where(finishing, slot, k)
+        fin_scores.scatter_(1, slot, top_scores.double() / length_penalty(step + 1, alpha))
+        prefix = tokens.view(b, k, -1)[:, :, 1:].gather(1, top_beam[:, :, None].expand(-1, -1, max_len))
+        fin_tokens.scatter_(1, slot[:, :, None].expand(-1, -1, max_len), prefix)  # [B, 2K, max_len]
+        fin_count += finishing.sum(1)
+        done |= fin_count >= k
+        if bool(done.all()):
             break
-        rows = (torch.arange(b)[:, None] * k + new_rows).view(-1).to(src.device)
-        seqs = torch.cat([seqs[rows], new_tok.view(-1, 1).to(src.device)], 1)
+
+        # The best K non-EOS candidates live on; missing ones are dead beams (row 0, pad, -inf).
+        staying = live & ~is_eos & ~done[:, None]
+        rank = staying.cumsum(1) - 1
+        staying &= rank < k
+        rank = torch.where(staying, rank, k)  # [B, 2K] the new beam of each candidate; k: none
+        new_beam = torch.zeros(b, k + 1, dtype=torch.long, device=device).scatter_(1, rank, top_beam)[:, :k]
+        new_tok = torch.zeros(b, k + 1, dtype=torch.long, device=device).scatter_(1, rank, top_tok)[:, :k]
+        scores = torch.full((b, k + 1), -math.inf, device=device).scatter_(1, rank, top_scores)[:, :k]
+        rows = (first_row + new_beam).view(-1)  # [B*K] the row each new beam extends
+        tokens = tokens[rows]
+        tokens[:, step + 1] = new_tok.reshape(-1)
         for layer_cache in cache:  # follow the surviving beams (memory keys/values are per sentence)
             layer_cache["k"], layer_cache["v"] = layer_cache["k"][rows], layer_cache["v"][rows]
-        scores = new_scores.to(src.device)
-    return [max(f, key=lambda x: x[0])[1] if f else [] for f in finished]
+
+    best = fin_scores[:, :k].argmax(1)  # the first of equal scores, as max() over the finish order
+    # A sentence that finished nothing (only possible with fewer than K finite beams) gets an all-pad row.
+    hyps = fin_tokens[torch.arange(b, device=device), best].tolist()  # [B, max_len], pad after the end
+    return [h[: h.index(PAD_ID)] for h in hyps]

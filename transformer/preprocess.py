@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Untimed preprocessing: train the shared sentencepiece model and write encoded shards.
 
-    python3 preprocess.py [DATA_DIR] [--config reference|tiny]   (DATA_DIR: also $DATA_DIR, default ./data)
+    python3 preprocess.py [DATA_DIR] [--config reference|reference_8gpu|tiny] [--if-needed]
+    (DATA_DIR: also $DATA_DIR, default ./data; --if-needed: only when DATA_DIR/preprocessed is missing or
+    was made with other preprocessing settings; reference and reference_8gpu share it)
 
 Reads the files download_dataset.sh (or make_tiny_dataset.py) leaves in DATA_DIR: the three training
 corpora (News Commentary v12, CommonCrawl, Europarl v7, in process_data.py's order), newstest2013 (dev)
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
-from config import PRESETS
+from config import PRESETS, preprocessing
 from data import (
     DEV_CORPUS,
     EOS_ID,
@@ -40,6 +42,7 @@ from data import (
     UNK_ID,
     DataError,
     check_data_dir,
+    load_manifest,
     preprocessed_dir,
     read_parallel,
     write_shard,
@@ -101,9 +104,10 @@ def preprocess(data_dir: Path, config_name: str, log=print) -> dict:
     dev_name = "dev-00000-of-00001.npz"
     write_shard(out / dev_name, encode(sp, dev_src), encode(sp, dev_tgt))
 
-    manifest = {"config": config_name, "vocab_size": vocab_size, "train_pairs": len(src),
-                "dev_pairs": len(dev_src), "test_pairs": len(test_src), "train_shards": shard_names,
-                "dev_shard": dev_name, "corpora": counts, "seconds": round(time.time() - t0, 1)}
+    manifest = {"config": config_name, "preprocessing": preprocessing(cfg), "vocab_size": vocab_size,
+                "train_pairs": len(src), "dev_pairs": len(dev_src), "test_pairs": len(test_src),
+                "train_shards": shard_names, "dev_shard": dev_name, "corpora": counts,
+                "seconds": round(time.time() - t0, 1)}
     tmp = out / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     tmp.replace(out / MANIFEST)
@@ -117,9 +121,23 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_dir", nargs="?", default=os.environ.get("DATA_DIR", "data"))
     parser.add_argument("--config", choices=sorted(PRESETS), default=os.environ.get("CONFIG", "reference"))
+    parser.add_argument("--if-needed", action="store_true",
+                        help="skip when DATA_DIR/preprocessed was already made with this preset's settings")
     args = parser.parse_args(argv)
+    data_dir = Path(args.data_dir)
     try:
-        preprocess(Path(args.data_dir), args.config, log=lambda m: print(m, file=sys.stderr))
+        if args.if_needed:
+            try:
+                done = load_manifest(data_dir).get("preprocessing") == preprocessing(PRESETS[args.config])
+            except DataError:
+                done = False
+            if done:
+                print(f"preprocess.py: {preprocessed_dir(data_dir)} is up to date for --config {args.config}",
+                      file=sys.stderr)
+                return 0
+        print(f"preprocess.py: preprocessing {data_dir} for --config {args.config} (untimed)",
+              file=sys.stderr)
+        preprocess(data_dir, args.config, log=lambda m: print(m, file=sys.stderr))
     except DataError as e:
         print(f"preprocess.py: error: {e}", file=sys.stderr)
         return 1

@@ -13,7 +13,8 @@ where seconds is the wall clock of the training command. Exits with train.py's s
 the target BLEU was reached.
 
 Environment (defaults in brackets):
-  DATA_DIR [./data]  OUTPUT_DIR [./output]  CONFIG [reference] (or tiny)  SEED [drawn here]
+  DATA_DIR [./data]  OUTPUT_DIR [./output]  SEED [drawn here]
+  CONFIG [reference] (or reference_8gpu: NVIDIA's MLPerf v0.6 8-GPU recipe, on 8 GPUs or fewer; or tiny)
   NPROC_PER_NODE [GPUs listed by nvidia-smi -L, else 1]  NNODES [1]  NODE_RANK [0]
   MASTER_ADDR [127.0.0.1]  MASTER_PORT [29500]  PYTHON [python3]
   TORCHRUN [0]: 1 launches torchrun even for one process (DDP with one rank, as make gpu-check does)
@@ -38,12 +39,9 @@ NODE_RANK=${NODE_RANK:-0}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 MASTER_PORT=${MASTER_PORT:-29500}
 
-# Untimed preprocessing (outside the timed region since mlcommons/training#139).
-manifest="$DATA_DIR/preprocessed/manifest.json"
-if [[ ! -f "$manifest" ]] || ! grep -q "\"config\": \"$CONFIG\"" "$manifest"; then
-  echo "run_and_time.sh: preprocessing $DATA_DIR for CONFIG=$CONFIG (untimed)" >&2
-  "$PYTHON" preprocess.py "$DATA_DIR" --config "$CONFIG"
-fi
+# Untimed preprocessing (outside the timed region since mlcommons/training#139), when DATA_DIR/preprocessed
+# is missing or was made with other settings (reference and reference_8gpu share it).
+"$PYTHON" preprocess.py "$DATA_DIR" --config "$CONFIG" --if-needed
 
 if (( NPROC_PER_NODE * NNODES > 1 )) || [[ "${TORCHRUN:-0}" == 1 ]]; then
   launch=("$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC_PER_NODE" --nnodes "$NNODES"

@@ -2,7 +2,7 @@
 """Train Transformer (big) on WMT en-de until uncased BLEU on newstest2014 reaches the target.
 
     python3 train.py --data-dir data --config reference                 # one GPU (or CPU)
-    torchrun --nproc_per_node=8 train.py --data-dir data                # DDP on 8 GPUs
+    torchrun --nproc_per_node=8 train.py --data-dir data --config reference_8gpu   # DDP on 8 GPUs
     python3 train.py --data-dir /tmp/tiny --config tiny --device cpu    # tiny synthetic run, ~1 min
 
 Needs the outputs of preprocess.py (run_and_time.sh runs it when they are missing). Order as in
@@ -11,11 +11,13 @@ barrier, RUN_START, data, then one epoch of token-bucketed batches at a time fol
 translation of newstest2014 and BLEU (sacreBLEU, uncased; the 2018 tokenised BLEU is logged beside it
 as `bleu_2018`), stopping at the target, after max epochs, or on a non-finite loss; RUN_STOP,
 OUTPUT_DIR/summary.json. MLPerf log: OUTPUT_DIR/mlperf.log (eval_accuracy = BLEU / 100). Returns 0 only
-when the target was reached.
+when the target was reached. `reference_8gpu` (NVIDIA's MLPerf v0.6 8-GPU recipe, config.RECIPE_8GPU) also
+runs on 1, 2 or 4 GPUs: each update then accumulates 8 / ranks batches, so the global batch is the same.
 """
 
 import argparse
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -34,7 +36,7 @@ from mlperf_logging import mllog
 from mlperf_logging.mllog import constants
 from torch.nn.parallel import DistributedDataParallel
 
-from config import PRESETS
+from config import PRESETS, preprocessing
 from data import (
     SPM_MODEL,
     TEST_CORPUS,
@@ -48,7 +50,7 @@ from data import (
     read_parallel,
 )
 from metrics import bleu_2018, sacrebleu_uncased
-from model import Transformer, beam_search, label_smoothed_loss
+from model import Transformer, beam_search, label_smoothed_loss, precision_policy
 
 BENCHMARK = "transformer"
 HERE = Path(__file__).resolve().parent
@@ -63,8 +65,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="default: drawn, then shared by all ranks")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="mixed precision: bf16 where supported, else fp16 + GradScaler (default: on CUDA)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+                   help="mixed precision: bf16 from compute capability 8.0, fp16 + GradScaler below "
+                        "(default: on CUDA)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the (DDP-wrapped) model")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint.pt")
     p.add_argument("--max-epochs", type=int, default=None, help="override the preset's max_epochs")
     p.add_argument("--target", type=float, default=None, help="override the preset's target BLEU (0-100)")
@@ -121,6 +124,83 @@ def translate(model, sp, sentences: list[str], cfg, device, rank: int, world: in
     return [mine[i] for i in range(len(sentences))]
 
 
+@torch.no_grad()
+def evaluate(raw_model, dev_data, sp, test_src: list[str], test_ref: list[str], cfg, device, amp_dtype,
+             use_amp: bool, rank: int, world: int) -> dict:
+    """This rank's own numbers: dev loss (teacher forcing over all of newstest2013), then BLEU of the
+    newstest2014 translations (each rank decodes a share, every rank gets all, scores them itself)."""
+    t0 = time.time()
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+        dev_batches, _ = epoch_batches(dev_data, cfg.max_tokens, cfg.max_length, 0, 0)
+        dev_sum = torch.zeros((), device=device)
+        for idx in dev_batches:
+            src, tgt = (x.to(device) for x in collate(dev_data, idx))
+            dev_sum += label_smoothed_loss(raw_model(src, tgt), tgt, cfg.label_smoothing)
+        hyps = translate(raw_model, sp, test_src, cfg, device, rank, world)
+    return {"rank": rank, "dev_loss": float(dev_sum) / max(len(dev_batches), 1),
+            "bleu": sacrebleu_uncased(hyps, test_ref), "bleu_2018": bleu_2018(hyps, test_ref),
+            "seconds": round(time.time() - t0, 2)}
+
+
+def update_frequency(cfg, world: int) -> int:
+    """Batches per optimizer update on each rank: recipe_gpus / world for a recipe tuned for recipe_gpus
+    GPUs (so the global batch is the recipe's on fewer GPUs too), else 1."""
+    if cfg.recipe_gpus is None:
+        return 1
+    if world > cfg.recipe_gpus or cfg.recipe_gpus % world:
+        raise ValueError(f"this preset is a recipe for {cfg.recipe_gpus} GPUs (global batch "
+                         f"{cfg.recipe_gpus} x {cfg.max_tokens} tokens): it runs on a number of ranks that "
+                         f"divides {cfg.recipe_gpus} (fewer accumulate gradients), not on {world}")
+    return cfg.recipe_gpus // world
+
+
+def wrap_model(raw_model: torch.nn.Module, device: torch.device, distributed: bool,
+               compile_model: bool) -> tuple[torch.nn.Module, DistributedDataParallel | None]:
+    """(the module to train, its DDP wrapper or None). With --compile, torch.compile(DDP(model)): the
+    order PyTorch documents for compiled DDP, where Dynamo splits the graph at DDP's bucket boundaries so
+    that each bucket's all-reduce still overlaps the rest of the backward pass."""
+    ddp = None
+    model = raw_model
+    if distributed:
+        model = ddp = DistributedDataParallel(raw_model,
+                                              device_ids=[device.index] if device.type == "cuda" else None)
+    if compile_model:
+        model = torch.compile(model)
+    return model, ddp
+
+
+def train_step(model, ddp, micro_batches, optimizer, scaler, scheduler, cfg, device, amp_dtype,
+               use_amp) -> torch.Tensor:
+    """One optimizer update from the (src [B, S], tgt [B, T]) batches of micro_batches; returns the mean
+    label-smoothed loss as a device tensor (no host sync).
+
+    Gradient accumulation as fairseq's --update-freq: each batch's loss is divided by their number, and
+    DDP all-reduces only during the last backward (no_sync before). fp16 runs scale the loss (GradScaler).
+    """
+    n = len(micro_batches)
+    total = torch.zeros((), device=device)
+    for j, (src, tgt) in enumerate(micro_batches):
+        src, tgt = src.to(device, non_blocking=True), tgt.to(device, non_blocking=True)
+        with ddp.no_sync() if ddp is not None and j < n - 1 else contextlib.nullcontext():
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = model(src, tgt)
+            loss = label_smoothed_loss(logits, tgt, cfg.label_smoothing) / n
+            scaler.scale(loss).backward()
+        total += loss.detach()
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    scheduler.step()
+    return total
+
+
+def groups(iterable, n: int):
+    """Consecutive lists of n items (the last may be shorter)."""
+    it = iter(iterable)
+    while group := list(itertools.islice(it, n)):
+        yield group
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
@@ -149,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     if distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     use_amp = args.amp if args.amp is not None else device.type == "cuda"
-    amp_dtype = torch.bfloat16 if (device.type != "cuda" or torch.cuda.is_bf16_supported()) else torch.float16
+    amp_dtype = precision_policy(torch.cuda.get_device_capability(device) if device.type == "cuda" else None)
 
     def log(msg: str) -> None:
         if rank == 0:
@@ -186,12 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     mllogger.event(key=constants.SEED, value=seed)
 
     try:
+        update_freq = update_frequency(cfg, world)
         check_data_dir(data_dir, args.config)
         manifest = load_manifest(data_dir)
-        if manifest["config"] != args.config:
+        if manifest.get("preprocessing") != preprocessing(cfg):
             raise DataError(f"{preprocessed_dir(data_dir)} was made for --config {manifest['config']}: "
                             f"run `python3 preprocess.py {data_dir} --config {args.config}`")
-    except DataError as e:
+    except (DataError, ValueError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         for h in handlers:
             h.close()
@@ -206,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                                  eps=cfg.adam_epsilon, fused=device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.d_model, cfg.learning_rate,
                                                                        cfg.warmup_steps))
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
     start_epoch, step, evals = 0, 0, []
     if ckpt is not None:
         raw_model.load_state_dict(ckpt["model"])
@@ -219,13 +300,12 @@ def main(argv: list[str] | None = None) -> int:
         mllogger.event(key="resumed", value=True,
                        metadata={"from_epoch": start_epoch, "note": "a resumed run is not an MLPerf result"})
         log(f"resumed from {checkpoint_path} after epoch {start_epoch} (step {step})")
-    model = torch.compile(raw_model) if args.compile else raw_model
-    if distributed:
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    model, ddp = wrap_model(raw_model, device, distributed, args.compile)
 
     peak_lr = lr_lambda(cfg.d_model, cfg.learning_rate, cfg.warmup_steps)(cfg.warmup_steps)
-    mllogger.event(key=constants.GLOBAL_BATCH_SIZE, value=cfg.max_tokens * world,
+    mllogger.event(key=constants.GLOBAL_BATCH_SIZE, value=cfg.max_tokens * world * update_freq,
                    metadata={"unit": "tokens per side (max, padded)"})
+    mllogger.event(key=constants.GRADIENT_ACCUMULATION_STEPS, value=update_freq)
     mllogger.event(key=constants.OPT_NAME, value=constants.ADAM)
     mllogger.event(key="opt_base_learning_rate", value=peak_lr)
     mllogger.event(key=constants.OPT_LR_WARMUP_STEPS, value=cfg.warmup_steps)
@@ -250,13 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     mllogger.event(key=constants.EVAL_SAMPLES, value=len(test_src))
     log(f"{len(train_data)} training pairs, {too_long} longer than {cfg.max_length} tokens dropped; "
         f"{len(test_src)} test sentences; vocab {vocab_size}; world {world}; device {device}; "
-        f"amp {use_amp and amp_dtype}")
+        f"amp {use_amp and amp_dtype}; {update_freq} batch(es) of <= {cfg.max_tokens} tokens per update")
 
     status, epoch, bleu = constants.ABORTED, start_epoch, float("nan")
     for epoch in range(start_epoch + 1, max_epochs + 1):
         mllogger.start(key=constants.BLOCK_START, metadata={"first_epoch_num": epoch, "epoch_count": 1})
         mllogger.start(key=constants.EPOCH_START, metadata={"epoch_num": epoch})
         batches, _ = epoch_batches(train_data, cfg.max_tokens, cfg.max_length, seed, epoch, rank, world)
+        batches = batches[: len(batches) - len(batches) % update_freq]  # whole updates only
+        updates = len(batches) // update_freq
         model.train()
         loss_sum = torch.zeros((), device=device)
         t0, tokens = time.time(), 0
@@ -264,25 +346,18 @@ def main(argv: list[str] | None = None) -> int:
         cuda = device.type == "cuda"
         loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=2 if cuda else 0,
                                              collate_fn=partial(collate, train_data), pin_memory=cuda)
-        for i, (src, tgt) in enumerate(loader):
-            src, tgt = src.to(device, non_blocking=True), tgt.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                logits = model(src, tgt)
-            loss = label_smoothed_loss(logits, tgt, cfg.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+        for i, micro_batches in enumerate(groups(loader, update_freq)):
+            loss = train_step(model, ddp, micro_batches, optimizer, scaler, scheduler, cfg, device,
+                              amp_dtype, use_amp)
             step += 1
-            loss_sum += loss.detach()
-            tokens += int(tgt.numel())
+            loss_sum += loss
+            tokens += sum(int(tgt.numel()) for _, tgt in micro_batches)
             if rank == 0 and (i + 1) % args.log_every == 0:
                 rate = tokens * world / (time.time() - t0)
-                eta = (len(batches) - i - 1) * (time.time() - t0) / (i + 1)
-                log(f"epoch {epoch} step {i + 1}/{len(batches)} loss {loss.item():.3f} "
+                eta = (updates - i - 1) * (time.time() - t0) / (i + 1)
+                log(f"epoch {epoch} step {i + 1}/{updates} loss {loss.item():.3f} "
                     f"lr {scheduler.get_last_lr()[0]:.2e} {rate:.0f} tgt tok/s, epoch ETA {eta:.0f} s")
-        mean_loss = loss_sum / max(len(batches), 1)
+        mean_loss = loss_sum / max(updates, 1)
         if distributed:
             dist.all_reduce(mean_loss)
             mean_loss /= world
@@ -296,19 +371,16 @@ def main(argv: list[str] | None = None) -> int:
         # --- evaluation: dev loss (informational) and newstest2014 BLEU with beam search ---
         mllogger.start(key=constants.EVAL_START, metadata={"epoch_num": epoch})
         model.eval()
-        with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            dev_batches, _ = epoch_batches(dev_data, cfg.max_tokens, cfg.max_length, 0, 0)
-            dev_loss = 0.0
-            for idx in dev_batches:
-                src, tgt = (x.to(device) for x in collate(dev_data, idx))
-                dev_loss += float(label_smoothed_loss(raw_model(src, tgt), tgt, cfg.label_smoothing))
-            dev_loss /= max(len(dev_batches), 1)
-            hyps = translate(raw_model, sp, test_src, cfg, device, rank, world)
-        value = torch.tensor([sacrebleu_uncased(hyps, test_ref) if rank == 0 else 0.0], dtype=torch.float64)
-        tok_bleu = bleu_2018(hyps, test_ref) if rank == 0 else 0.0
-        if distributed:  # every rank decides on rank 0's number
-            value = value.to(device)
+        own = evaluate(raw_model, dev_data, sp, test_src, test_ref, cfg, device, amp_dtype, use_amp, rank,
+                       world)
+        dev_loss, tok_bleu = own["dev_loss"], own["bleu_2018"]
+        ranks = [own]
+        value = torch.tensor([own["bleu"]], dtype=torch.float64, device=device)
+        if distributed:  # every rank decides on the mean of the ranks' own BLEU (equal if they agree)
             dist.all_reduce(value)
+            value /= world
+            ranks = [{} for _ in range(world)]
+            dist.all_gather_object(ranks, own)  # each rank's own numbers, for the record (summary.json)
         bleu = float(value.item())
         seconds = time.time() - run_start
         mllogger.event(key=constants.EVAL_ACCURACY, value=bleu / 100.0, metadata={"epoch_num": epoch})
@@ -317,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         mllogger.end(key=constants.EVAL_STOP, metadata={"epoch_num": epoch})
         mllogger.end(key=constants.BLOCK_STOP, metadata={"first_epoch_num": epoch})
         evals.append({"epoch": epoch, "seconds": round(seconds, 2), "value": bleu, "bleu_2018": tok_bleu,
-                      "train_loss": mean_loss, "dev_loss": dev_loss, "step": step})
+                      "train_loss": mean_loss, "dev_loss": dev_loss, "step": step,
+                      "eval_seconds": own["seconds"], "ranks": ranks})
         log(f"epoch {epoch}: train loss {mean_loss:.3f}, dev loss {dev_loss:.3f}, BLEU {bleu:.2f} "
             f"(sacreBLEU uncased), {tok_bleu:.2f} (2018 tokenised), {seconds:.0f} s since run start")
         if rank == 0:
@@ -330,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             break
 
     rank_values = [bleu]
-    if distributed:  # what each rank decided on, recorded so a test can see that they agree
+    if distributed:  # the BLEU each rank decided on
         rank_values = [None] * world
         dist.all_gather_object(rank_values, bleu)
         dist.barrier()

@@ -1,13 +1,18 @@
-"""Model: shapes and gradients, the causal mask, beam search, loss, positions, the LR schedule."""
+"""Model: shapes and gradients, the causal mask, beam search, loss, positions, the LR schedule, the
+precision policy."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from beam_reference import per_sentence_beam_search
 
 import model as M
 import train
 from config import PRESETS
+
+FOLDER = Path(__file__).resolve().parents[1]
 
 TINY = PRESETS["tiny"]
 
@@ -114,6 +119,23 @@ def test_beam_one_equals_greedy_and_beam_four_is_sane():
         assert M.EOS_ID not in h and M.PAD_ID not in h and len(h) <= src.size(1) + 5 - 1
 
 
+@pytest.mark.parametrize("vocab,beam,extra", [(20, 4, 5), (20, 1, 5), (20, 3, 8), (5, 4, 4), (3, 2, 3)])
+def test_batched_beam_search_equals_the_per_sentence_search(vocab, beam, extra):
+    """Same hypotheses as the per-sentence search it replaced: a trained copy model (EOS at different
+    steps per sentence), tiny vocabularies (fewer than 2K finite candidates, dead beams, sentences that
+    finish nothing before the forced EOS) and an untrained model running into the length limit."""
+    trained = _trained_copy_model() if vocab == 20 else None
+    for m in filter(None, [trained, _model(seed=vocab + beam, vocab=vocab).eval()]):
+        src = torch.randint(2, vocab, (9, 6), generator=torch.Generator().manual_seed(beam))  # 2: UNK
+        src[:, -1] = M.EOS_ID
+        src[2, 3:] = 0
+        src[2, 2] = M.EOS_ID
+        expected = per_sentence_beam_search(m, src, beam, 0.6, extra)
+        assert M.beam_search(m, src, beam, 0.6, extra) == expected
+        if m is trained:
+            assert any(expected)  # not a trivial agreement on empty outputs
+
+
 def test_untrained_model_stops_at_the_length_limit():
     m = _model().eval()
     src, _ = _batch()
@@ -144,6 +166,41 @@ def test_positions_are_sin_then_cos():
     assert torch.allclose(pe[0], torch.tensor([0, 0, 0, 0, 1, 1, 1, 1.0]))
     inv = torch.exp(torch.arange(4) * -(math.log(1e4) / 3))
     assert torch.allclose(pe[7, :4], torch.sin(7 * inv)) and torch.allclose(pe[7, 4:], torch.cos(7 * inv))
+
+
+def test_position_table_is_a_buffer_built_once(monkeypatch):
+    """The table is a (non-persistent) buffer, so .to(device) moves it with the weights and no forward pass
+    builds it on the host and copies it over (a blocking copy per step on a GPU)."""
+    m = _model().eval()
+    assert "positions" in dict(m.named_buffers()) and "positions" not in m.state_dict()
+    assert torch.equal(m.positions, M.sinusoid_positions(M.MAX_POSITIONS, TINY.d_model))
+    src, tgt = _batch()
+    expected = m(src, tgt)
+    monkeypatch.setattr(M, "sinusoid_positions", lambda *a: pytest.fail("position table rebuilt"))
+    assert torch.equal(m(src, tgt), expected)
+    memory, mask = m.encode(src)
+    m.decode_step(tgt[:, 0], 3, mask, m.init_cache(memory))
+    monkeypatch.undo()
+    long = torch.randint(3, 50, (1, M.MAX_POSITIONS + 5))  # longer than the table: extended, same values
+    assert m.embed(long).shape == (1, M.MAX_POSITIONS + 5, TINY.d_model)
+    assert torch.equal(m.positions, M.sinusoid_positions(M.MAX_POSITIONS + 5, TINY.d_model))
+
+
+@pytest.mark.parametrize("capability,dtype", [((6, 0), torch.float16), ((7, 0), torch.float16),
+                                              ((7, 5), torch.float16), ((8, 0), torch.bfloat16),
+                                              ((8, 9), torch.bfloat16), ((9, 0), torch.bfloat16),
+                                              ((10, 0), torch.bfloat16), ((12, 0), torch.bfloat16),
+                                              (None, torch.bfloat16)])
+def test_precision_policy_by_compute_capability(capability, dtype):
+    """bf16 from Ampere on; fp16 (+ GradScaler) on P100 (6.0), V100 (7.0) and T4 (7.5); None = CPU."""
+    assert M.precision_policy(capability) == dtype
+
+
+def test_train_and_bench_decide_precision_by_capability_only():
+    # torch.cuda.is_bf16_supported() is True on a P100 (emulated bf16): it must not pick the dtype.
+    for name in ("train.py", "bench.py"):
+        source = (FOLDER / name).read_text()
+        assert "is_bf16_supported" not in source and "precision_policy(" in source, name
 
 
 def test_lr_schedule_peak_for_the_reference_config():
