@@ -73,7 +73,7 @@ CHECKS = {
                       "run_cuda": ["--selfplay-device", "cuda"]},
     "sentiment_analysis": {"bench": ["--steps", "20", "--warmup", "5"]},
     "speech_recognition": {"bench": ["--steps", "10", "--warmup", "3"], "needs": ["sox"]},
-    "transformer": {"bench": ["--steps", "10"]},
+    "transformer": {"bench": ["--steps", "10", "--decode"]},  # --decode: beam search on the device too
 }
 CPU_BENCH = ["--steps", "2"]  # --device cpu: the harness, not a rate
 CPU_BENCH_EXTRA = {"recommendation": ["--batch-size", "2048", "--warmup", "1"],
