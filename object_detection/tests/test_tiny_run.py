@@ -107,8 +107,9 @@ def test_the_evaluation_worker_does_not_outlive_the_run(tiny_run):
 
 TINY_EVENTS = {
     "submission_benchmark": "maskrcnn", "submission_division": "closed", "submission_status": "research",
-    "submission_platform": "1xcpu", "seed": SEED, "global_batch_size": 4, "opt_base_learning_rate": 0.04,
-    "opt_learning_rate_warmup_steps": 50, "opt_learning_rate_warmup_factor": 1 / 3,
+    "submission_platform": "1xcpu", "seed": SEED, "global_batch_size": 4,
+    "opt_base_learning_rate": TINY.base_lr, "opt_learning_rate_warmup_steps": TINY.warmup_iters,
+    "opt_learning_rate_warmup_factor": 1 / 3,
     "opt_learning_rate_decay_factor": 0.1, "opt_learning_rate_decay_steps": list(TINY.decay_steps),
     "num_image_candidates": 1000, "min_image_size": 96, "max_image_size": 128, "opt_name": "sgd",
     "opt_momentum": 0.9, "opt_weight_decay": 1e-4, "train_samples": 157, "eval_samples": 40,
@@ -385,7 +386,8 @@ def test_param_groups_biases_get_twice_the_lr_and_no_weight_decay():
     assert TINY.warmup_iters < 10_000 and TINY.decay_steps[0] <= 10_000
     assert biases["lr"] == pytest.approx(2 * weights["lr"])
     train.set_lr(opt, 0, TINY)
-    assert weights["lr"] == pytest.approx(0.04 / 3) and biases["lr"] == pytest.approx(0.08 / 3)
+    assert weights["lr"] == pytest.approx(TINY.base_lr / 3)
+    assert biases["lr"] == pytest.approx(2 * TINY.base_lr / 3)
 
 
 @pytest.mark.parametrize("n, world", [(40, 1), (40, 3), (5, 8), (5000, 8)])
