@@ -46,7 +46,9 @@ class Config:
     termination_accuracy: float = 0.40  # TERMINATION_ACCURACY
     min_generations: int = 1  # the reference may stop after its first trained model
     max_generations: int = 1001  # loop_main.sh: i = 0..1000
-    cpu_threads: int | None = None  # torch threads per process on CPU (None = torch's default)
+    # Torch threads of the main process on CPU and of each self-play worker (None: the main process keeps
+    # torch's default and each worker gets its share of the CPUs, selfplay.worker_threads).
+    cpu_threads: int | None = None
 
 
 PRESETS = {

@@ -81,7 +81,11 @@ class GtpEngine:
             return f"?{ident} {e}\n\n"
         except Exception as e:  # noqa: BLE001 - a GTP engine answers errors, it does not crash
             return f"?{ident} internal error: {type(e).__name__}: {e}\n\n"
-        return f"={ident} {out}".rstrip(" ") + "\n\n"
+        # GTP 2 response structure: "=" and the id, one space, the text (empty for most commands, so an empty
+        # success is "= \n\n", as GNU Go writes it), and a blank line; the text itself never ends the
+        # response early with a blank line of its own.
+        text = out.rstrip("\n")
+        return f"={ident} {text}\n\n"
 
     def run(self, stdin=sys.stdin, stdout=sys.stdout) -> None:
         for line in stdin:

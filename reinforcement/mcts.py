@@ -231,12 +231,17 @@ class MCTSPlayer:
         return self.resign_threshold is not None and self.root.Q_perspective < self.resign_threshold
 
     def pick_move(self) -> int:
-        """Most visited move, or (self-play opening) a move sampled in proportion to visits, never a pass."""
+        """Most visited move, or (self-play opening) a move sampled in proportion to visits, pass included.
+
+        As strategies.MCTSPlayerMixin.pick_move @ v0.5: the cumulative sum runs over all N * N + 1 children,
+        pass last, so a pass is drawn as often as its share of the visits. side="right" never lands on a
+        child with no visits (the reference's searchsorted(side="left") could, when the uniform draw is
+        exactly 0.0 and the first children are unvisited; its assert names that case)."""
         n_visits = self.root.child_N
         if self.two_player_mode or self.root.position.n > temperature_cutoff(self.root.position.size):
             return int(np.argmax(n_visits))
-        cdf = np.cumsum(n_visits[:-1], dtype=np.float64)
-        if cdf[-1] <= 0:
+        cdf = np.cumsum(n_visits, dtype=np.float64)  # (N*N+1,), pass last
+        if cdf[-1] <= 0:  # no search yet
             return int(np.argmax(n_visits))
         return int(np.searchsorted(cdf / cdf[-1], self.rng.random(), side="right").clip(0, len(cdf) - 1))
 

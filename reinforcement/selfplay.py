@@ -152,9 +152,18 @@ def play_match_games(pairs: list[tuple[mcts.MCTSPlayer, mcts.MCTSPlayer]], cfg) 
 _WORKER: dict = {}
 
 
-def worker_init(threads: int | None) -> None:
-    if threads and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(threads)
+def worker_threads(workers: int, local_processes: int = 1, cpus: int | None = None) -> int:
+    """Torch threads of one worker: its share of this machine's CPUs, at least one.
+
+    The reference ran NUM_PARALLEL_SELFPLAY = 16 workers on its 16 CPUs, one CPU each; left alone, each
+    worker's OpenMP would use every core (16 x 16 threads thrashing). `local_processes` ranks on one
+    machine (torchrun's LOCAL_WORLD_SIZE) each start `workers` workers."""
+    cpus = cpus or len(os.sched_getaffinity(0))
+    return max(1, cpus // (workers * local_processes))
+
+
+def worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
 
 
 def _network(cfg, state_dict, seed: int, device: str = "cpu") -> NetworkEvaluator:

@@ -238,6 +238,9 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
     torch.manual_seed(seed)
     if device.type == "cpu" and cfg.cpu_threads and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(cfg.cpu_threads)
+    # Each self-play worker: the preset's thread count, else its share of this machine's CPUs.
+    worker_threads = cfg.cpu_threads or selfplay.worker_threads(
+        cfg.selfplay_workers, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
     mllogger.event(key=constants.SUBMISSION_BENCHMARK, value=constants.MINIGO)
@@ -262,6 +265,7 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
     mllogger.event(key="window_size", value=cfg.window_size)
     mllogger.event(key="examples_per_generation", value=cfg.examples_per_generation)
     mllogger.event(key="gating_win_pct", value=cfg.gating_win_pct)
+    mllogger.event(key="selfplay_worker_threads", value=worker_threads)
     mllogger.event(key="eval_target", value=cfg.termination_accuracy)
 
     net = build_model(cfg).to(device)
@@ -301,7 +305,7 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
         selfplay_device = str(device) if device.type == "cuda" else "cuda:0"
     # Spawned workers (a fork of a process that holds torch threads may hang), one pool for the run.
     pool = multiprocessing.get_context("spawn").Pool(cfg.selfplay_workers, initializer=selfplay.worker_init,
-                                                     initargs=(cfg.cpu_threads,))
+                                                     initargs=(worker_threads,))
     status, gen = constants.ABORTED, first_gen - 1
     try:
         for gen in range(first_gen, cfg.max_generations + 1):

@@ -24,7 +24,7 @@ def _row(name, ok, evals, target=0.5, higher=True):
                "reached": evals[-1]["value"], "success": ok, "epochs": len(evals), "seconds": 12.5,
                "evals": evals}
     return {"benchmark": name, "ok": ok, "summary": summary, "error": "" if ok else "missed",
-            "data_seconds": 1.0, "run_seconds": 14.0}
+            "data_seconds": 1.0, "run_seconds": 14.0, "seed": 7}
 
 
 def test_demo_table_and_plot(tmp_path):
@@ -35,7 +35,7 @@ def test_demo_table_and_plot(tmp_path):
     table = demo.demo_table(rows)
     lines = table.splitlines()
     assert lines[0].split()[:3] == ["benchmark", "metric", "tiny"]
-    assert re.search(r"^a\s+acc\s+≥ 0.5\s+0.6000\s+2\s+1.0\s+14.0\s+12.5\s+pass$", lines[2])
+    assert re.search(r"^a\s+acc\s+≥ 0.5\s+0.6000\s+2\s+1.0\s+14.0\s+12.5\s+7\s+pass$", lines[2])
     assert "≤ 23" in lines[3] and "FAIL (missed)" in lines[3]
     assert lines[4].startswith("c") and "FAIL (make_tiny_dataset.py exited 1)" in lines[4]
     png = tmp_path / "plot.png"

@@ -1,6 +1,7 @@
 """The GTP front end: every command, errors for unknown commands and bad arguments, a real pipe session."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -27,22 +28,22 @@ def test_session():
     e = GtpEngine(FixedPlayer([12]), size=9)
     assert e.handle("protocol_version") == "= 2\n\n"
     assert e.handle("7 name").startswith("=7 ")
-    assert e.handle("boardsize 5") == "=\n\n"
-    assert e.handle("komi 0.5") == "=\n\n" and e.position.komi == 0.5
-    assert e.handle("play black a1") == "=\n\n"
+    assert e.handle("boardsize 5") == "= \n\n"
+    assert e.handle("komi 0.5") == "= \n\n" and e.position.komi == 0.5
+    assert e.handle("play black a1") == "= \n\n"
     assert e.handle("genmove w") == "= C3\n\n"  # the player's move, as a GTP vertex
     assert e.position.board[12] == go.WHITE and e.position.to_play == go.BLACK
     assert e.handle("genmove b") == "= resign\n\n"
     assert e.handle("final_score") == "= W+0.5\n\n"  # one stone each, komi 0.5
     board = e.handle("showboard")
     assert board.startswith("= \n") and " 1 X . . . .  1" in board and " 3 . . O . .  3" in board
-    assert e.handle("undo") == "=\n\n" and e.position.board[12] == go.EMPTY
-    assert e.handle("clear_board") == "=\n\n" and not e.position.board.any()
+    assert e.handle("undo") == "= \n\n" and e.position.board[12] == go.EMPTY
+    assert e.handle("clear_board") == "= \n\n" and not e.position.board.any()
     assert e.handle("known_command genmove") == "= true\n\n"
     assert e.handle("known_command frobnicate") == "= false\n\n"
     assert e.handle("list_commands").split() == ["="] + COMMANDS
     assert e.handle("# just a comment") == "" and e.handle("   ") == ""
-    assert e.handle("quit") == "=\n\n" and e.done
+    assert e.handle("quit") == "= \n\n" and e.done
 
 
 @pytest.mark.parametrize("line,error", [
@@ -74,7 +75,7 @@ def test_player_exception_is_an_error_not_a_crash():
 
     e = GtpEngine(Broken(), size=5)
     assert e.handle("genmove b") == "? internal error: RuntimeError: boom\n\n"
-    assert e.handle("play b c3") == "=\n\n"  # still serving
+    assert e.handle("play b c3") == "= \n\n"  # still serving
 
 
 def test_gtp_script_over_a_pipe():
@@ -113,5 +114,49 @@ def test_plays_a_whole_game_against_gnugo():
                 move = gnugo.send("genmove white")
                 if move.lower() == "resign":
                     break
-                assert ours.handle(f"play white {move}") == "=\n\n"
+                assert ours.handle(f"play white {move}") == "= \n\n"
         assert ours.position.n > 4
+
+
+# Commands whose answers GNU Go and this engine give with the same text: the whole byte streams must be equal
+# (empty successes "= \n\n", "=id \n\n", errors "? text\n\n" and "?id text\n\n", comment and empty lines
+# unanswered). GTP 2's response structure: "=" or "?", the id, one space, the text, a blank line.
+SAME_TEXT = ["protocol_version", "7 protocol_version", "boardsize 5", "3 boardsize 5", "komi 0.5",
+             "play black c3", "4 play white b2", "frobnicate", "9 frobnicate", "boardsize 99",
+             "known_command genmove", "5 known_command frobnicate", "# a comment", "", "undo", "6 undo",
+             "clear_board", "11 clear_board", "undo", "12 undo", "quit"]
+# Commands whose text is each engine's own (name, moves, the board, the score, error wording): the framing
+# (status, id, the space, no blank line inside, the blank line at the end) must be equal.
+SAME_FRAMING = ["boardsize 5", "name", "2 version", "showboard", "8 showboard", "play black c3",
+                "play black c3", "13 play white c3", "genmove white", "8 genmove black", "final_score",
+                "14 final_score", "list_commands", "quit"]
+
+
+def gtp_session(argv: list[str], commands: list[str]) -> str:
+    return subprocess.run(argv, input="\n".join(commands) + "\n", capture_output=True, text=True,
+                          timeout=120, check=True).stdout
+
+
+def framing(stream: str) -> list[tuple[str, str, str]]:
+    """(status and id, the separator after them, the text's last character) of every response."""
+    assert stream.endswith("\n\n")
+    out = []
+    for response in stream[:-2].split("\n\n"):
+        head = re.match(r"[=?]\d*", response)
+        assert head, response
+        rest = response[head.end():]
+        out.append((head.group(), rest[:1], "\n" if rest.endswith("\n") else ""))
+    return out
+
+
+def test_framing_is_byte_for_byte_gnugos():
+    gnugo_path = find_gnugo()
+    assert gnugo_path, "GNU Go is not installed: run `make system-packages` at the top level"
+    gnugo = [gnugo_path, "--mode", "gtp", "--level", "0", "--seed", "1"]
+    ours = [sys.executable, os.path.join(FOLDER, "gtp.py"), "--random", "--size", "5", "--seed", "1"]
+    theirs = gtp_session(gnugo, SAME_TEXT)
+    assert "= \n\n=3 \n\n" in theirs  # what GNU Go writes for empty successes
+    assert gtp_session(ours, SAME_TEXT) == theirs
+    theirs, mine = gtp_session(gnugo, SAME_FRAMING), gtp_session(ours, SAME_FRAMING)
+    assert framing(mine) == framing(theirs) and len(framing(mine)) == len(SAME_FRAMING)
+    assert framing(mine)[3] == ("=", " ", "")  # showboard: "= " then the board on the next lines

@@ -113,6 +113,22 @@ def test_temperature_schedule():
     assert player.root.child_N[move] == player.root.child_N.max()  # two-player mode: the most visited
 
 
+def test_opening_moves_sampled_by_visits_pass_included():
+    """The reference's cumulative sum runs over every child, pass last: pass is drawn at its share of the
+    visits (a build that samples only board points never passes in the opening), unvisited moves never."""
+    player = mcts.MCTSPlayer(MaterialNet(), readouts=8, num_parallel=4, seed=0)
+    player.initialize_game(Position(5))
+    player.root.child_N[:] = 0
+    player.root.child_N[[3, 12, 25]] = [10, 20, 10]  # visits: C5 1/4, C3 1/2, pass 1/4
+    picks = np.array([player.pick_move() for _ in range(4000)])
+    assert set(picks) == {3, 12, 25}
+    assert np.mean(picks == 25) == pytest.approx(0.25, abs=0.03)
+    assert np.mean(picks == 12) == pytest.approx(0.5, abs=0.03)
+    player.root.child_N[:] = 0
+    player.root.child_N[25] = 5  # only pass was searched
+    assert player.pick_move() == 25
+
+
 def test_pi_targets_and_tree_reuse():
     player = mcts.MCTSPlayer(MaterialNet(), readouts=30, num_parallel=4, seed=0)
     player.initialize_game(Position(5))

@@ -67,7 +67,68 @@ def test_verify_missing_files_and_the_tiny_set(tiny_data, tmp_path):
     with open(d / "5x5_gnugo_0003.sgf", "a") as f:
         f.write("\n")
     r = script("verify_dataset.sh", str(d))
-    assert r.returncode == 1 and "5x5_gnugo_0003.sgf: FAILED" in r.stdout + r.stderr
+    assert r.returncode == 1 and f"FAILED: {d / '5x5_gnugo_0003.sgf'} does not have md5" in r.stderr
+    assert r.stderr.count(": FAILED: ") == 1 + 1  # that file, then the summary line
+
+
+def tiny_copy(tiny_data, tmp_path):
+    d = tmp_path / "tiny"
+    shutil.copytree(tiny_data, d)
+    return d, (d / "tiny.md5").read_text().splitlines()
+
+
+def verify_fails(d) -> str:
+    r = script("verify_dataset.sh", str(d))
+    assert r.returncode == 1 and "PASSED" not in r.stdout, r.stdout + r.stderr
+    return r.stderr
+
+
+@pytest.mark.parametrize("cut", ["at a line end", "inside a line"])
+def test_verify_tiny_manifest_cut_in_half(tiny_data, tmp_path, cut):
+    """A tiny.md5 cut in half (the issue's case: md5sum --check passed it): the games it no longer lists are
+    extra files, and a line cut in the middle is a damaged manifest line."""
+    d, lines = tiny_copy(tiny_data, tmp_path)
+    half = len(lines) // 2
+    text = "\n".join(lines[:half]) + "\n" + ("" if cut == "at a line end" else lines[half][:20])
+    (d / "tiny.md5").write_text(text)
+    err = verify_fails(d)
+    damaged = f"DAMAGED MANIFEST: {d / 'tiny.md5'} line {half + 1} is not '<md5>  <file name>'"
+    assert (damaged in err) == (cut == "inside a line")
+    unlisted = [line.split()[1] for line in lines[half:]]
+    for name in unlisted:
+        assert f"EXTRA: {d / name} is not one of tiny.md5" in err
+    assert err.count("EXTRA: ") == len(unlisted) and "MISSING" not in err
+
+
+def test_verify_tiny_manifest_with_a_bad_or_repeated_line(tiny_data, tmp_path):
+    d, lines = tiny_copy(tiny_data, tmp_path)
+    (d / "tiny.md5").write_text("\n".join([lines[0], lines[0], "not a checksum line", *lines[1:]]) + "\n")
+    err = verify_fails(d)
+    assert f"line 2 lists {lines[0].split()[1]} a second time" in err
+    assert "line 3 is not '<md5>  <file name>': 'not a checksum line'" in err
+    (d / "tiny.md5").write_text("")
+    assert f"DAMAGED MANIFEST: {d / 'tiny.md5'} lists no file" in verify_fails(d)
+
+
+def test_verify_tiny_missing_listed_file(tiny_data, tmp_path):
+    d, lines = tiny_copy(tiny_data, tmp_path)
+    name = lines[2].split()[1]
+    (d / name).unlink()
+    err = verify_fails(d)
+    assert f"MISSING: {d / name} (run ./make_tiny_dataset.py {d} again)" in err
+    assert err.count("MISSING") == 1 and "EXTRA" not in err
+
+
+@pytest.mark.parametrize("extra", ["5x5_gnugo_0099.sgf", "notes.txt", ".hidden"])
+def test_verify_extra_unlisted_file(tiny_data, tmp_path, extra):
+    d, _ = tiny_copy(tiny_data, tmp_path)
+    (d / extra).write_text("(;GM[1]FF[4]SZ[5];B[cc])")
+    err = verify_fails(d)
+    assert f"EXTRA: {d / extra} is not one of tiny.md5 (remove it)" in err and err.count("EXTRA") == 1
+    pro = tmp_path / "pro"  # the professional set: the same rule
+    pro.mkdir()
+    (pro / extra).write_text("x")
+    assert f"EXTRA: {pro / extra} is not one of the 4 professional games" in verify_fails(pro)
 
 
 @pytest.mark.parametrize("name", ["download_dataset.sh", "verify_dataset.sh", "run_and_time.sh", "train.py",
@@ -97,5 +158,5 @@ def test_run_and_time_refuses_damaged_data(tiny_data, tmp_path):
     (d / "5x5_gnugo_0001.sgf").write_text("(;GM[1])")
     r = script("run_and_time.sh", env={"DATA_DIR": str(d), "OUTPUT_DIR": str(tmp_path / "out"),
                                        "CONFIG": "tiny"})
-    assert r.returncode == 1 and "5x5_gnugo_0001.sgf: FAILED" in r.stdout + r.stderr
+    assert r.returncode == 1 and f"FAILED: {d / '5x5_gnugo_0001.sgf'} does not have md5" in r.stderr
     assert not (tmp_path / "out").exists()  # nothing ran

@@ -187,3 +187,25 @@ def test_selfplay_device_cuda_without_cuda_is_a_usage_error(capsys):
         train.main(["--selfplay-device", "cuda", "--config", "tiny"])
     assert e.value.code == 2
     assert "--selfplay-device cuda: no CUDA device is available" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cpus,workers,local,threads", [(16, 16, 1, 1), (64, 16, 1, 4), (64, 16, 2, 2),
+                                                        (2, 2, 1, 1), (2, 16, 1, 1), (8, 3, 1, 2)])
+def test_worker_threads_share_the_cpus(cpus, workers, local, threads):
+    # The reference's 16 workers on 16 CPUs: one thread each, never all cores each (16 x 16 threads).
+    assert selfplay.worker_threads(workers, local, cpus) == threads
+
+
+def _threads(_):
+    return torch.get_num_threads()
+
+
+def test_pool_workers_run_their_share_of_threads(monkeypatch):
+    """train.py's pool: spawned workers (which would start with all cores) run the threads they are given,
+    even when OMP_NUM_THREADS says otherwise."""
+    import multiprocessing
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Pool(2, initializer=selfplay.worker_init, initargs=(1,)) as pool:
+        assert pool.map(_threads, range(4)) == [1, 1, 1, 1]
