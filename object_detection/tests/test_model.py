@@ -405,7 +405,7 @@ def test_geometry_stays_fp32_under_autocast(dtype):
     with torch.autocast("cpu", dtype=dtype):
         losses = m(images, targets)
     proposals, _, _, regression_targets = sampled["out"]
-    assert {t.dtype for t in proposals + regression_targets} == {torch.float32}
+    assert {t.dtype for t in [*proposals, *regression_targets]} == {torch.float32}
     assert {v.dtype for v in losses.values()} == {torch.float32}
     assert all(torch.isfinite(v) for v in losses.values())
 
