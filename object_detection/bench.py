@@ -12,9 +12,11 @@ Two JSON lines:
                    the TFLOP/s that gives with the FLOPs of one step as torch's FlopCounterMode counts
                    them (convolutions and matrix products, forward and backward, frozen parts without
                    weight gradients: ~1.16 TFLOP per image, spec section 1 estimates ~1.15-1.6).
-  what=eval        images/s of inference as train.py evaluates (1000 proposals per image, box head, up to
-                   100 detections, mask head, masks pasted into the image; COCO's RLE encoding and AP are
-                   not included). The score threshold is set to 0 here, so that untrained weights still
+  what=eval        images/s of the evaluation as train.py runs it on the clock: `--eval-batch-size` images
+                   per forward (1000 proposals each, box head, up to 100 detections, mask head), each image's
+                   masks pasted into it in one operation, thresholded and reduced to their RLE run boundaries,
+                   copied to the host; COCO's RLE strings and AP are made in a worker process, off the clock,
+                   and are not included. The score threshold is set to 0 here, so that untrained weights still
                    yield the full 100 detections per image a trained model's inference pays for.
 When a batch does not fit in GPU memory, it is halved until it does; batch_size names what ran.
 Imports torch, torchvision, the standard library and this folder's model and config only.
@@ -30,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.ops import FrozenBatchNorm2d
 
 from config import PRESETS, model_kwargs
-from model import build_model, param_groups
+from model import build_model, compile_trunk, param_groups, precision_policy, to_detections
 
 HEIGHT, WIDTH, OBJECTS = 800, 1333, 7
 
@@ -40,7 +42,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--steps", type=int, default=None,
-                   help="timed training steps (default: 20 on CUDA, 2 on CPU)")
+                   help="timed training steps (default: 20 on CUDA, 2 on CPU; 0 skips training)")
     p.add_argument("--warmup", type=int, default=None,
                    help="untimed steps first (default: 5 on CUDA, 1 on CPU)")
     p.add_argument("--batch-size", type=int, default=None,
@@ -48,8 +50,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast (fp16 + loss scaling before Ampere); default: on CUDA")
     p.add_argument("--eval-images", type=int, default=None,
-                   help="images through inference, 1 per forward as TEST.IMS_PER_BATCH (default: 50 on CUDA, "
-                        "2 on CPU; 0 skips it)")
+                   help="images through the evaluation (default: 64 on CUDA, 2 on CPU; 0 skips it)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the convolutional trunk as train.py --compile does (compiled in the "
+                        "untimed warmup)")
+    p.add_argument("--eval-batch-size", type=int, default=None,
+                   help="images per evaluation forward (default: the reference preset's on CUDA, 1 on CPU)")
     return p
 
 
@@ -96,7 +102,7 @@ def calibrate(model, images: list) -> None:
 
 
 def measure_training(batch: int, device: torch.device, steps: int, warmup: int, amp: bool,
-                     half: torch.dtype) -> tuple[float, float]:
+                     half: torch.dtype, compiled: bool = False) -> tuple[float, float]:
     """(seconds per training step, FLOPs per image)."""
     cfg = PRESETS["reference"]
     torch.manual_seed(0)
@@ -119,9 +125,11 @@ def measure_training(batch: int, device: torch.device, steps: int, warmup: int, 
         scaler.update()
 
     counter = FlopCounterMode(display=False)
-    with counter:  # one untimed step, counted
+    with counter:  # one untimed step, counted (eager)
         step()
-    for _ in range(warmup):
+    if compiled:
+        compile_trunk(model)
+    for _ in range(warmup + int(compiled)):  # compiled in the first of these
         step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -134,66 +142,73 @@ def measure_training(batch: int, device: torch.device, steps: int, warmup: int, 
 
 
 @torch.no_grad()
-def measure_eval(n_images: int, device: torch.device, amp: bool, half: torch.dtype) -> tuple[float, float]:
-    """(images per second of inference, FLOPs per image)."""
+def measure_eval(n_images: int, batch: int, device: torch.device, amp: bool, half: torch.dtype,
+                 compiled: bool = False) -> tuple[float, float]:
+    """(images per second, FLOPs per image) of the evaluation as train.py runs it on the clock: `batch` images
+    per forward, each image's masks pasted in one operation, thresholded and reduced to their RLE run
+    boundaries, copied to the host (model.to_detections); COCO's RLE strings and AP are made in a worker."""
     torch.manual_seed(0)
     model = build_model(**model_kwargs(PRESETS["reference"])).to(device).eval()
     model.roi_heads.score_thresh = 0.0  # 100 detections per image, as a trained model has (see the docstring)
-    images, _ = random_batch(min(n_images, 4), device, torch.Generator().manual_seed(1))
+    images, _ = random_batch(batch, device, torch.Generator().manual_seed(1))
     calibrate(model, images)
 
-    def forward(i):
+    def step():
         with torch.autocast(device.type, dtype=half, enabled=amp):
-            return model([images[i % len(images)]])
+            outputs = model(images)
+        return to_detections(list(range(batch)), outputs)  # ends with the copy to the host: a sync
 
     counter = FlopCounterMode(display=False)
     with counter:
-        detections = forward(0)
-    assert len(detections[0]["boxes"]) == PRESETS["reference"].box_detections_per_img
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        detections = step()
+    assert all(len(d["boxes"]) == PRESETS["reference"].box_detections_per_img for d in detections)
+    if compiled:
+        compile_trunk(model)
+        step()  # compiled here, untimed
+    steps = max(1, -(-n_images // batch))
     tic = time.perf_counter()
-    for i in range(n_images):
-        forward(i)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return n_images / (time.perf_counter() - tic), counter.get_total_flops()
+    for _ in range(steps):
+        step()
+    return steps * batch / (time.perf_counter() - tic), counter.get_total_flops() / batch
 
 
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cuda = device.type == "cuda"
-    steps = args.steps or (20 if cuda else 2)
+    steps = args.steps if args.steps is not None else (20 if cuda else 2)
     warmup = args.warmup if args.warmup is not None else (5 if cuda else 1)
     amp = args.amp if args.amp is not None else cuda
-    half = torch.bfloat16 if not cuda or torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
+    half = precision_policy(torch.cuda.get_device_capability(device) if cuda else None)
     name = torch.cuda.get_device_name(device) if cuda else "cpu"
     if cuda:
         torch.backends.cudnn.benchmark = True
+    common = {"benchmark": "object_detection", "device": name, "image_size": f"{HEIGHT}x{WIDTH}",
+              "amp": str(half).removeprefix("torch.") if amp else "off", "compile": args.compile}
     requested = args.batch_size or (8 if cuda else 1)
     batch = requested
-    while True:
+    while steps:
         try:
-            seconds, flops = measure_training(batch, device, steps, warmup, amp, half)
+            seconds, flops = measure_training(batch, device, steps, warmup, amp, half, args.compile)
             break
         except torch.OutOfMemoryError:
             torch.cuda.empty_cache()
             if batch <= 1:
                 raise
             batch //= 2
-    rate = batch / seconds
-    common = {"benchmark": "object_detection", "device": name, "image_size": f"{HEIGHT}x{WIDTH}",
-              "amp": str(half).removeprefix("torch.") if amp else "off"}
-    print(json.dumps({**common, "what": "train_step", "batch_size": batch, "requested_batch_size": requested,
-                      "samples_per_s": round(rate, 3), "tflops": round(rate * flops / 1e12, 4),
-                      "tflop_per_image": round(flops / 1e12, 3), "step_ms": round(seconds * 1e3, 1),
-                      "steps": steps, "objects_per_image": OBJECTS, "threads": torch.get_num_threads(),
-                      "torch": torch.__version__}), flush=True)
-    n_images = args.eval_images if args.eval_images is not None else (50 if cuda else 2)
+    if steps:
+        rate = batch / seconds
+        print(json.dumps({**common, "what": "train_step", "batch_size": batch,
+                          "requested_batch_size": requested, "samples_per_s": round(rate, 3),
+                          "tflops": round(rate * flops / 1e12, 4),
+                          "tflop_per_image": round(flops / 1e12, 3), "step_ms": round(seconds * 1e3, 1),
+                          "steps": steps, "objects_per_image": OBJECTS, "threads": torch.get_num_threads(),
+                          "torch": torch.__version__}), flush=True)
+    n_images = args.eval_images if args.eval_images is not None else (64 if cuda else 2)
     if n_images:
-        rate, flops = measure_eval(n_images, device, amp, half)
-        print(json.dumps({**common, "what": "eval", "batch_size": 1, "samples_per_s": round(rate, 3),
+        eval_batch = args.eval_batch_size or (PRESETS["reference"].eval_batch_size if cuda else 1)
+        rate, flops = measure_eval(n_images, eval_batch, device, amp, half, args.compile)
+        print(json.dumps({**common, "what": "eval", "batch_size": eval_batch, "samples_per_s": round(rate, 3),
                           "tflops": round(rate * flops / 1e12, 4), "tflop_per_image": round(flops / 1e12, 3),
                           "images": n_images}), flush=True)
     return 0

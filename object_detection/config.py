@@ -9,6 +9,7 @@ section 8). The training fields (optimiser, schedule, targets) are read by train
 This module imports only the standard library: bench.py and model.py may import it on a bare GPU machine.
 """
 
+import bisect
 import dataclasses
 
 
@@ -57,15 +58,17 @@ class Config:
     bbox_target: float = 0.377
     segm_target: float = 0.339
     # Run settings (not hyperparameters): epochs to run at most (0: as many as max_iters needs; train.py
-    # --max-epochs overrides), torch threads on CPU (0: torch's default; OMP_NUM_THREADS wins), progress
-    # every N iterations (stderr), images per evaluation forward pass per process (TEST.IMS_PER_BATCH 1),
-    # and how often (iterations) training asks whether the previous epoch's COCO scoring, which runs in a
-    # worker process, has finished: one 4-byte broadcast and a device sync each time (NVIDIA's v0.7 code
-    # asked every iteration); a run stops at most this many iterations after its result is known.
+    # --max-epochs overrides), torch threads on CPU (0: torch's default; OMP_NUM_THREADS wins), progress every
+    # N iterations (stderr), images per evaluation forward pass per process (the reference's
+    # TEST.IMS_PER_BATCH is 1; 8 amortise a forward's fixed costs, and the images of a batch are of one
+    # orientation so they pad little; the masks of each image are pasted one image at a time), and how often
+    # (iterations) training asks whether the previous epoch's COCO scoring, which runs in a worker process,
+    # has finished: one 4-byte broadcast and a device sync each time (NVIDIA's v0.7 code asked every
+    # iteration); a run stops at most this many iterations after its result is known.
     max_epochs: int = 0
     cpu_threads: int = 0
     log_every: int = 100
-    eval_batch_size: int = 1
+    eval_batch_size: int = 8
     eval_poll_every: int = 20
 
 
@@ -76,6 +79,25 @@ def model_kwargs(cfg: Config) -> dict:
              "rpn_post_nms_top_n_train", "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_test",
              "box_batch_size_per_image", "box_detections_per_img")
     return {name: getattr(cfg, name) for name in names}
+
+
+def scale_config(cfg: Config, global_batch_size: int) -> Config:
+    """The allowed batch scaling (spec section 3): lr linear in the batch, decay and last iterations inverse
+    to it, warmup unchanged (batch 16 from the reference's 2 gives Detectron's 1x: lr 0.02, 60k/80k/90k)."""
+    k = cfg.global_batch_size / global_batch_size
+    return dataclasses.replace(
+        cfg, global_batch_size=global_batch_size, base_lr=cfg.base_lr / k,
+        decay_steps=tuple(round(s * k) for s in cfg.decay_steps), max_iters=round(cfg.max_iters * k))
+
+
+def lr_factor(it: int, cfg: Config) -> float:
+    """maskrcnn-benchmark's WarmupMultiStepLR at iteration `it` (0-based): linear warmup from warmup_factor
+    over warmup_iters, times decay_factor per decay step passed (bisect_right: x0.1 from iteration 480000)."""
+    warmup = 1.0
+    if it < cfg.warmup_iters:
+        alpha = it / cfg.warmup_iters
+        warmup = cfg.warmup_factor * (1 - alpha) + alpha
+    return warmup * cfg.decay_factor ** bisect.bisect_right(cfg.decay_steps, it)
 
 
 def iterations_per_epoch(train_images: int, global_batch_size: int) -> int:

@@ -15,7 +15,8 @@ Writes what the real downloads are (spec section 8), with the real names and inn
                                   0 and scale 1 except res_conv1_bn_s = 0.05 (mean-subtracted 0-255 pixels
                                   have std ~50: this brings the stem's output to std ~1, as the real file's
                                   scales do) and *_branch2c_bn_s = 0.2 (frozen BN cannot renormalise: this
-                                  keeps the residual stream small), plus the unused conv1_b, fc1000_*
+                                  keeps the residual stream small), plus the unused blobs: a zero bias
+                                  beside every conv weight (X_b) and fc1000_*
 plus DATA_DIR/tiny.md5 (md5sum format) of these five files. The archives unpacked in DATA_DIR give the layout
 data.py reads.
 
@@ -200,6 +201,10 @@ def backbone_blobs(rng: np.random.Generator, stem_width: int = 8) -> dict[str, n
         std = math.sqrt(2.0 / (out_channels * k * k))  # He-normal, fan_out (Caffe2's MSRAFill)
         return (rng.standard_normal((out_channels, in_channels, k, k)) * std).astype(np.float32)
 
+    def conv_biases():  # the real file's zero bias beside every conv weight (tests/fixtures/R-50.pkl.blobs)
+        for name in [k for k in blobs if k.endswith("_w") and not k.startswith("fc")]:
+            blobs.setdefault(name[:-2] + "_b", np.zeros(len(blobs[name]), np.float32))
+
     def bn(name, channels, scale=1.0):
         blobs[name + "_s"] = np.full(channels, scale, np.float32)
         blobs[name + "_b"] = np.zeros(channels, np.float32)
@@ -221,6 +226,7 @@ def backbone_blobs(rng: np.random.Generator, stem_width: int = 8) -> dict[str, n
             blobs[p + "branch2c_w"] = conv(4 * width, width, 1)
             bn(p + "branch2c_bn", 4 * width, scale=0.2)
             in_channels = 4 * width
+    conv_biases()
     blobs["fc1000_w"] = (rng.standard_normal((1000, in_channels)) * 0.01).astype(np.float32)
     blobs["fc1000_b"] = np.zeros(1000, np.float32)
     return blobs

@@ -1,14 +1,12 @@
-"""COCO AP for Mask R-CNN outputs with pycocotools: bbox AP and segm AP (IoU 0.50:0.95, maxDets 100).
+"""COCO AP for Mask R-CNN detections with pycocotools: bbox AP and segm AP (IoU 0.50:0.95, maxDets 100).
 
 The quality metric of the benchmark (spec sections 1 and 4): both APs on minival2014 (= val2017), targets
-0.377 (BBOX) and 0.339 (SEGM). Model outputs are torchvision-detection dicts per image, in the pixels of the
-original image: boxes float [N, 4] x1, y1, x2, y2; labels int64 [N] contiguous 1..K; scores float [N]; and
-masks float [N, 1, H, W] (probabilities pasted into the image; thresholded at 0.5, as the reference's
-Masker does) or uint8/bool [N, H, W]. `coco_results` turns them into pycocotools result entries in COCO
-ids ([x, y, w, h] boxes, RLE masks) and `coco_evaluate` scores them against the ground-truth json.
-`serve_evaluations` is the loop of train.py's evaluation worker process: it runs `coco_evaluate` on the
-result lists it receives, so that training need not wait for pycocotools (minutes of one CPU core on the
-5,000 minival images).
+0.377 (BBOX) and 0.339 (SEGM). `coco_results` turns detections as evaluation.predict leaves them on the host
+(per image: boxes float [N, 4] x1, y1, x2, y2 in the original image's pixels, scores [N], labels [N]
+contiguous 1..K, and each mask as the positions where it changes value, model.mask_changes) into
+pycocotools result entries in COCO ids ([x, y, w, h] boxes, RLE masks), and `coco_evaluate` scores them
+against the ground-truth json. `serve_evaluations` is the loop of train.py's evaluation worker process: both
+run there, so that training need not wait for them (minutes of one CPU core on the 5,000 minival images).
 """
 
 import contextlib
@@ -17,42 +15,37 @@ import signal
 import traceback
 
 import numpy as np
-import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-MASK_THRESHOLD = 0.5  # the reference's Masker threshold on sigmoid probabilities
+
+def rle_encode(changes: np.ndarray, height: int, width: int) -> dict:
+    """COCO's compressed RLE of one mask from the flat column-major indices at which its pixels change value
+    (model.mask_changes): the runs alternate 0s and 1s, starting with 0s, so their lengths are the gaps
+    between 0, the changes and H x W."""
+    counts = np.diff(np.concatenate([[0], changes.astype(np.int64), [height * width]]))
+    rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
+    rle["counts"] = rle["counts"].decode("ascii")  # json-serialisable
+    return rle
 
 
-def coco_results(predictions: list[tuple[int, dict]], category_map) -> list[dict]:
-    """[(image_id, output dict), ...] -> pycocotools result entries with COCO category ids.
-
-    `category_map` is data.CategoryMap (or anything with to_coco_id(label)); an entry carries "segmentation"
-    only when the output has masks.
-    """
+def coco_results(detections: list[dict], coco_ids: list[int]) -> list[dict]:
+    """Detections (evaluation.py's module docstring) -> pycocotools result entries; coco_ids[k - 1] is the
+    COCO category id of label k. An entry carries "segmentation" only when its detection has masks."""
     results = []
-    for image_id, out in predictions:
-        boxes = out["boxes"].detach().float().cpu()
-        if len(boxes) == 0:
-            continue
-        xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
-        scores = out["scores"].detach().float().cpu().tolist()
-        categories = [category_map.to_coco_id(int(k)) for k in out["labels"].tolist()]
+    for det in detections:
+        boxes = np.asarray(det["boxes"], np.float64).reshape(-1, 4)
+        xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
         rles = [None] * len(boxes)
-        if "masks" in out:
-            masks = out["masks"].detach()
-            if masks.dim() == 4:  # [N, 1, H, W]
-                masks = masks[:, 0]
-            if masks.is_floating_point():  # on the device: 1 byte per pixel goes to the host, not 4
-                masks = masks >= MASK_THRESHOLD
-            masks = masks.cpu()
-            rles = mask_utils.encode(np.asfortranarray(masks.numpy().astype(np.uint8).transpose(1, 2, 0)))
-            for rle in rles:
-                rle["counts"] = rle["counts"].decode("ascii")  # json-serialisable
-        for box, score, category, rle in zip(xywh, scores, categories, rles):
-            entry = {"image_id": int(image_id), "category_id": category, "bbox": [round(v, 2) for v in box],
-                     "score": round(score, 5)}
+        if "mask_change_counts" in det:
+            ends = np.cumsum(det["mask_change_counts"])
+            rles = [rle_encode(c, det["height"], det["width"])
+                    for c in np.split(det["mask_changes"], ends[:-1])] if len(boxes) else []
+        scores, labels = det["scores"].tolist(), det["labels"].tolist()
+        for box, score, label, rle in zip(xywh.tolist(), scores, labels, rles):
+            entry = {"image_id": int(det["image_id"]), "category_id": coco_ids[int(label) - 1],
+                     "bbox": [round(v, 2) for v in box], "score": round(score, 5)}
             if rle is not None:
                 entry["segmentation"] = rle
             results.append(entry)
@@ -94,11 +87,11 @@ def coco_evaluate(ground_truth, results: list[dict], image_ids=None, iou_types=(
     return accuracy
 
 
-def serve_evaluations(conn, ground_truth_path: str, image_ids: list[int]) -> None:
-    """The evaluation worker process: load the ground truth once, then for each (epoch, results) received on
-    `conn` send back ("ok", epoch, {"BBOX": AP, "SEGM": AP}); None or a closed pipe (the trainer is gone)
-    ends it. On an exception it sends ("error", epoch, traceback text) and exits with status 1, so the
-    trainer fails with the worker's own message rather than waiting."""
+def serve_evaluations(conn, ground_truth_path: str, image_ids: list[int], coco_ids: list[int]) -> None:
+    """The evaluation worker process: load the ground truth once, then for each (epoch, detections) received
+    on `conn` make the COCO results and send back ("ok", epoch, {"BBOX": AP, "SEGM": AP}); None or a closed
+    pipe (the trainer is gone) ends it. On an exception it sends ("error", epoch, traceback text) and exits
+    with status 1, so the trainer fails with the worker's own message rather than waiting."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group: the trainer closes us
     epoch = None
     try:
@@ -110,7 +103,8 @@ def serve_evaluations(conn, ground_truth_path: str, image_ids: list[int]) -> Non
                 return
             if job is None:
                 return
-            epoch, results = job
+            epoch, detections = job
+            results = coco_results(detections, coco_ids)
             conn.send(("ok", epoch, coco_evaluate(ground_truth, results, image_ids)))
     except Exception:
         with contextlib.suppress(OSError):

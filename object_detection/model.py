@@ -18,7 +18,12 @@ Spec section 1 (e2e_mask_rcnn_R_50_FPN_1x.yaml + defaults.py @ v0.5). What this 
     rules' "1000 x images per chip" for the reference's 2000 per 2-image batch), 1000 per image at test.
   - RPN targets ignore anchors that cross the image border (STRADDLE_THRESH=0); no proposal is dropped for
     its size (MIN_SIZE=0): `ReferenceRPN`.
-  - the box-head loss: smooth-L1 with beta 1 (torchvision: 1/9): `ReferenceRoIHeads`.
+  - the box-head loss: smooth-L1 with beta 1 (torchvision: 1/9): `ReferenceRoIHeads` runs torchvision's
+    RoIHeads and recomputes only that loss.
+  - mixed precision (`precision_policy`): the geometry stays fp32 under autocast (the heads hand on fp32
+    outputs, the anchors are fp32; see the comment above Fp32AnchorGenerator).
+  - inference: each image's masks pasted in one batched operation (`paste_masks`, the reference's Masker), and
+    `to_detections`, the outputs on the host with each thresholded mask as its RLE run boundaries.
 `load_c2_backbone` copies the Detectron blobs of R-50.pkl into the body (names as maskrcnn-benchmark's
 c2_model_loading.py @ v0.5 maps them).
 Still torchvision's behaviour, not yet the reference's (spec section 5): the mask targets come from
@@ -26,6 +31,7 @@ full-image bitmasks via RoIAlign (allowed by the rules), images are resized by i
 reference resizes with PIL to integer sizes), and boxes are continuous coordinates (no Detectron "+1").
 """
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,8 +40,9 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.models.detection.roi_heads import RoIHeads, maskrcnn_inference, maskrcnn_loss
+from torchvision.models.detection.roi_heads import RoIHeads, expand_boxes, expand_masks
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
@@ -128,6 +135,53 @@ class ReferenceRPN(RegionProposalNetwork):
         return labels, matched_gt_boxes
 
 
+def precision_policy(capability: tuple[int, int] | None) -> torch.dtype:
+    """The autocast dtype of --amp from the CUDA compute capability (None: the CPU): bf16 from Ampere (8.0)
+    on, fp16 with loss scaling before it. Never torch.cuda.is_bf16_supported(): it says True on a P100 (6.0),
+    which only emulates bf16."""
+    return torch.bfloat16 if capability is None or capability >= (8, 0) else torch.float16
+
+
+# Mixed precision keeps the geometry in fp32. Under autocast the convolutions and linear layers run in
+# bf16/fp16 and so would everything computed from their outputs: torchvision's BoxCoder decodes in the dtype
+# of the deltas and the AnchorGenerator builds anchors in the dtype of the features, so anchors, proposals and
+# detections would be bf16, whose spacing is 4 px between 512 and 1024 (8 px above). The heads below hand
+# their outputs on in fp32 (a cast of [N, A, H, W] logits/deltas and [R, K]/[R, 4K] predictions, small next to
+# the convolutions), the anchors are built in fp32, and from there every box op (decode, clip, IoU, NMS,
+# encode, RoIAlign boxes, the losses) is elementwise or fp32 under autocast. Without autocast the casts are
+# no-ops.
+class Fp32AnchorGenerator(AnchorGenerator):
+    """torchvision's anchors, in fp32 whatever the dtype of the feature maps."""
+
+    def forward(self, image_list, feature_maps):
+        # Only the maps' sizes, dtype and device are read: hand it empty fp32 stand-ins [0, H_l, W_l].
+        return super().forward(image_list, [f.new_empty((0, *f.shape[-2:]), dtype=torch.float32)
+                                            for f in feature_maps])
+
+
+class Fp32OutRPNHead(RPNHead):
+    """RPN head: 3x3 conv + ReLU, 1x1 objectness [N, A, H, W] and deltas [N, 4A, H, W] per level, in fp32."""
+
+    def forward(self, x):
+        logits, deltas = super().forward(x)
+        return [t.float() for t in logits], [t.float() for t in deltas]
+
+
+class Fp32OutBoxPredictor(FastRCNNPredictor):
+    """Class logits [R, K] and class-specific deltas [R, 4K] of the box head, in fp32."""
+
+    def forward(self, x):
+        scores, deltas = super().forward(x)
+        return scores.float(), deltas.float()
+
+
+class Fp32OutMaskPredictor(MaskRCNNPredictor):
+    """Mask logits [R, K, 28, 28], in fp32 (the 0.5 threshold and the mask loss see full precision)."""
+
+    def forward(self, x):
+        return super().forward(x).float()
+
+
 def fastrcnn_loss_reference(class_logits: torch.Tensor, box_regression: torch.Tensor,
                             labels: list[torch.Tensor], regression_targets: list[torch.Tensor]):
     """Box-head losses: softmax CE over all sampled RoIs; smooth-L1 with beta 1 (the reference's; torchvision
@@ -147,37 +201,143 @@ def fastrcnn_loss_reference(class_logits: torch.Tensor, box_regression: torch.Te
 
 
 class ReferenceRoIHeads(RoIHeads):
-    """torchvision's RoIHeads (box and mask branches) with the reference's box loss (beta 1)."""
+    """torchvision's RoIHeads (sampling, box and mask branches, inference) run as they are, with the
+    reference's box-regression loss: smooth-L1 with beta 1 where torchvision's fastrcnn_loss uses 1/9. The
+    sampled RoIs' labels and regression targets (select_training_samples) and the box predictor's outputs (a
+    forward hook) are kept during forward, and loss_box_reg is computed again from them; torchvision's
+    classifier loss is the reference's and stays."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._seen: dict = {}
+        self.box_predictor.register_forward_hook(self._keep_box_outputs)
+
+    def _keep_box_outputs(self, module, args, output):
+        if self.training:
+            self._seen["box_outputs"] = output  # (class_logits [R, K], box_regression [R, 4K])
+
+    def select_training_samples(self, proposals, targets):
+        sampled = super().select_training_samples(proposals, targets)
+        self._seen["sampled"] = sampled  # (proposals, matched_idxs, labels, regression_targets), per image
+        return sampled
 
     def forward(self, features, proposals, image_shapes, targets=None):
+        result, losses = super().forward(features, proposals, image_shapes, targets)
         if self.training:
-            proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals,
-                                                                                                targets)
-        box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
-        class_logits, box_regression = self.box_predictor(box_features)
-        result, losses = [], {}
-        if self.training:
-            loss_classifier, loss_box_reg = fastrcnn_loss_reference(class_logits, box_regression, labels,
-                                                                    regression_targets)
-            losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
-            # The mask head sees the foreground RoIs only.
-            fg = [torch.where(lab > 0)[0] for lab in labels]
-            mask_proposals = [p[i] for p, i in zip(proposals, fg)]
-            pos_matched_idxs = [m[i] for m, i in zip(matched_idxs, fg)]
-        else:
-            boxes, scores, classes = self.postprocess_detections(class_logits, box_regression, proposals,
-                                                                 image_shapes)
-            result = [{"boxes": b, "labels": c, "scores": s} for b, s, c in zip(boxes, scores, classes)]
-            mask_proposals = [r["boxes"] for r in result]
-        mask_logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(features, mask_proposals,
-                                                                            image_shapes)))
-        if self.training:
-            losses["loss_mask"] = maskrcnn_loss(mask_logits, mask_proposals, [t["masks"] for t in targets],
-                                                [t["labels"] for t in targets], pos_matched_idxs)
-        else:
-            for mask_prob, r in zip(maskrcnn_inference(mask_logits, [r["labels"] for r in result]), result):
-                r["masks"] = mask_prob  # [N, 1, 28, 28]; MaskRCNN's transform pastes them into the image
+            _, _, labels, regression_targets = self._seen.pop("sampled")
+            class_logits, box_regression = self._seen.pop("box_outputs")
+            _, losses["loss_box_reg"] = fastrcnn_loss_reference(class_logits, box_regression, labels,
+                                                                 regression_targets)
         return result, losses
+
+
+def paste_masks(masks: torch.Tensor, boxes: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    """torchvision's paste_masks_in_image (the reference's Masker, before its threshold) in one operation.
+
+    masks [N, 1, M, M] probabilities, boxes [N, 4] x1, y1, x2, y2 in the image's pixels -> [N, 1, H, W]. As
+    the reference: each mask gets a 1-pixel zero border (M + 2), its box grows by (M + 2) / M and is cast to
+    integers (truncated), the mask is resized bilinearly (align_corners=False) to the box's int(x2 - x1 + 1) x
+    int(y2 - y1 + 1) pixels and written into a zero image at (x1, y1), clipped by the image. torchvision does
+    that one mask at a time, each with a few host syncs (int(box)); bilinear resizing is separable, so here
+    every pixel of every mask is one product W_y [N, H, M+2] @ mask [N, M+2, M+2] @ W_x^T [N, M+2, W] of
+    interpolation weights that are zero outside the box.
+    """
+    masks, scale = expand_masks(masks.float(), padding=1)
+    boxes = expand_boxes(boxes, scale).to(torch.int64)
+    height, width = image_size
+    size = masks.shape[-1]
+    weights_y = _paste_weights(boxes[:, 1], boxes[:, 3], height, size)
+    weights_x = _paste_weights(boxes[:, 0], boxes[:, 2], width, size)
+    with torch.autocast(masks.device.type, enabled=False):  # autocast would run these products in bf16/fp16
+        return (weights_y @ masks[:, 0] @ weights_x.transpose(1, 2))[:, None]
+
+
+def _paste_weights(first: torch.Tensor, last: torch.Tensor, length: int, size: int) -> torch.Tensor:
+    """[N, length, size]: the weights with which image row (or column) j takes the rows of a mask of `size`
+    rows resized to last - first + 1 rows (at least 1) and written from row `first` on: F.interpolate's
+    bilinear source index (j - first + 0.5) * size / rows - 0.5, clamped at 0, its floor and the next row (the
+    last one repeats), weights 1 - frac and frac; zero where j is outside the pasted rows."""
+    rows = (last - first + 1).clamp(min=1)
+    # The kernel's fp32 scale (float) size / rows (a true division: `size / tensor` would multiply by a
+    # rounded reciprocal) and source index scale * (j + 0.5) - 0.5 rounded once (as a fused multiply-add): the
+    # products in fp64 are exact. Its weights come out bit for bit (every output size 1..1400 checked on the
+    # CPU).
+    scale = torch.full_like(rows, size, dtype=torch.float32) / rows
+    local = torch.arange(length, device=first.device)[None, :] - first[:, None]  # [N, length]
+    inside = ((local >= 0) & (local < rows[:, None])).float()
+    source = (scale[:, None].double() * (local + 0.5) - 0.5).float().clamp(min=0)
+    lower = source.long().clamp(max=size - 1)
+    frac = source - lower
+    upper = (lower + 1).clamp(max=size - 1)
+    weights = torch.zeros(len(first), length, size, device=first.device)
+    weights.scatter_add_(2, lower[..., None], ((1 - frac) * inside)[..., None])
+    return weights.scatter_add_(2, upper[..., None], (frac * inside)[..., None])
+
+
+MASK_THRESHOLD = 0.5  # the reference's Masker: a pixel belongs to the mask when its probability is > 0.5
+
+
+def mask_changes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Thresholded masks bool [N, H, W] -> (positions int32 [C], counts int64 [N]): for each mask in turn the
+    flat indices, in COCO's column-major pixel order, of the pixels that differ from the one before (the first
+    pixel counts as a change when it is set). These are the boundaries of COCO's RLE runs (metrics.rle_encode
+    turns them into counts), found on the device for all masks of an image at once."""
+    n, height, width = masks.shape
+    flat = masks.transpose(1, 2).reshape(n, width * height)  # column-major, as COCO's RLE
+    change = torch.cat([flat[:, :1], flat[:, 1:] != flat[:, :-1]], dim=1)
+    mask_index, position = change.nonzero(as_tuple=True)  # row-major: sorted by mask, then by position
+    return position.int(), torch.bincount(mask_index, minlength=len(masks))
+
+
+def to_detections(image_ids: list[int], outputs: list[dict]) -> list[dict]:
+    """The model's eval outputs of a batch (boxes [N, 4], scores [N], labels [N] and masks [N, 1, H, W]
+    probabilities, on the device) -> per image a dict of host arrays: image_id, boxes float32 [N, 4], scores
+    float32 [N], labels int64 [N], and for the masks height, width, mask_changes int32 [C] (mask_changes of
+    every mask in turn, thresholded > 0.5) and mask_change_counts int64 [N]. One nonzero per image (a sync)
+    and one copy to the host per field for the whole batch. Outputs without masks give detections without."""
+    fields: dict[str, list[torch.Tensor]] = {"boxes": [], "scores": [], "labels": [], "mask_changes": [],
+                                             "mask_change_counts": []}
+    sizes = []  # per image: detections, mask changes, mask height and width
+    for out in outputs:
+        fields["boxes"].append(out["boxes"].float())
+        fields["scores"].append(out["scores"].float())
+        fields["labels"].append(out["labels"])
+        size = (len(out["boxes"]), 0, None, None)
+        if "masks" in out:
+            masks = out["masks"][:, 0]
+            changes, counts = mask_changes(masks > MASK_THRESHOLD)  # the reference's Masker: > 0.5
+            fields["mask_changes"].append(changes)
+            fields["mask_change_counts"].append(counts)
+            size = (len(out["boxes"]), len(changes), masks.shape[-2], masks.shape[-1])
+        sizes.append(size)
+    host = {k: torch.cat(v).cpu().numpy() for k, v in fields.items() if v}
+    detections, n0, c0 = [], 0, 0
+    for image_id, (n, c, height, width) in zip(image_ids, sizes):
+        det = {"image_id": int(image_id)}
+        for k in ("boxes", "scores", "labels"):
+            det[k] = host[k][n0:n0 + n]
+        if height is not None:
+            det.update(height=int(height), width=int(width), mask_changes=host["mask_changes"][c0:c0 + c],
+                       mask_change_counts=host["mask_change_counts"][n0:n0 + n])
+        detections.append(det)
+        n0, c0 = n0 + n, c0 + c
+    return detections
+
+
+class BatchedPasteTransform(GeneralizedRCNNTransform):
+    """torchvision's transform (normalise, resize, pad to 32; boxes back to the original image) whose
+    postprocess pastes each image's masks with paste_masks, in one operation, instead of one mask at a
+    time."""
+
+    def postprocess(self, result, image_shapes, original_image_sizes):
+        if self.training:
+            return result
+        masks = [r.pop("masks", None) for r in result]
+        result = super().postprocess(result, image_shapes, original_image_sizes)
+        for r, m, size in zip(result, masks, original_image_sizes):
+            if m is not None:
+                r["masks"] = paste_masks(m, r["boxes"], size)  # [N, 1, H, W] probabilities
+        return result
 
 
 class MaskRCNNR50FPN(MaskRCNN):
@@ -199,22 +359,22 @@ def build_model(num_classes: int = 81, stem_width: int = 64, fpn_channels: int =
     backbone = BackboneWithFPN(body, return_layers={f"layer{k}": str(k - 1) for k in range(1, 5)},
                                in_channels_list=body.out_channels, out_channels=fpn_channels,
                                extra_blocks=LastLevelMaxPool())
-    anchors = AnchorGenerator(tuple((s,) for s in anchor_sizes), ((0.5, 1.0, 2.0),) * len(anchor_sizes))
+    anchors = Fp32AnchorGenerator(tuple((s,) for s in anchor_sizes), ((0.5, 1.0, 2.0),) * len(anchor_sizes))
     box_head = TwoMLPHead(fpn_channels * 7 * 7, box_mlp)
     for fc in (box_head.fc6, box_head.fc7):
         nn.init.kaiming_uniform_(fc.weight, a=1)
         nn.init.zeros_(fc.bias)
-    box_predictor = FastRCNNPredictor(box_mlp, num_classes)
+    box_predictor = Fp32OutBoxPredictor(box_mlp, num_classes)
     nn.init.normal_(box_predictor.cls_score.weight, std=0.01)
     nn.init.normal_(box_predictor.bbox_pred.weight, std=0.001)
     nn.init.zeros_(box_predictor.cls_score.bias)
     nn.init.zeros_(box_predictor.bbox_pred.bias)
     mask_head = MaskRCNNHeads(fpn_channels, [mask_channels] * 4, dilation=1)
-    mask_predictor = MaskRCNNPredictor(mask_channels, mask_channels, num_classes)
+    mask_predictor = Fp32OutMaskPredictor(mask_channels, mask_channels, num_classes)
     model = MaskRCNNR50FPN(
         backbone, num_classes=None, min_size=min_size, max_size=max_size,
         image_mean=PIXEL_MEAN_BGR, image_std=[1.0, 1.0, 1.0],
-        rpn_anchor_generator=anchors, rpn_head=RPNHead(fpn_channels, 3),
+        rpn_anchor_generator=anchors, rpn_head=Fp32OutRPNHead(fpn_channels, 3),
         rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
         rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
         rpn_batch_size_per_image=rpn_batch_size_per_image,
@@ -228,11 +388,27 @@ def build_model(num_classes: int = 81, stem_width: int = 64, fpn_channels: int =
         heads.box_roi_pool, heads.box_head, heads.box_predictor, 0.5, 0.5, box_batch_size_per_image, 0.25,
         None, heads.score_thresh, heads.nms_thresh, heads.detections_per_img,
         mask_roi_pool=heads.mask_roi_pool, mask_head=heads.mask_head, mask_predictor=heads.mask_predictor)
+    t = model.transform  # rebuilt as BatchedPasteTransform with the same settings
+    model.transform = BatchedPasteTransform(t.min_size, t.max_size, t.image_mean, t.image_std,
+                                            t.size_divisible)
     return model
 
 
-# Detectron blobs of R-50.pkl that the model does not use: the stem conv's bias and the ImageNet classifier.
-UNUSED_C2_BLOBS = ("conv1_b", "fc1000_w", "fc1000_b")
+def compile_trunk(model: MaskRCNNR50FPN, backend: str = "inductor") -> None:
+    """torch.compile (in place: the state_dict's names stay) the convolutional trunk, the ResNet body + FPN
+    and the RPN head (~80 % of the forward FLOPs, spec section 1), with dynamic shapes: the padded image size
+    changes from batch to batch. The rest (anchors, proposals, NMS, sampling, RoIAlign, the small heads) is
+    data-dependent Python around torchvision ops and stays eager."""
+    model.backbone.compile(dynamic=True, backend=backend)
+    model.rpn.head.compile(dynamic=True, backend=backend)
+
+
+# Blobs of R-50.pkl that the model does not use (Detectron did not either): the ImageNet classifier, and a
+# bias for every convolution ("<conv>_b", beside "<conv>_w"). Detectron's tools/pickle_caffe_blobs.py, which
+# converted MSRA's Caffe ResNet-50 into R-50.pkl, gives every Caffe convolution without a bias a zero one
+# (add_missing_biases; conv1 had its own), and Detectron's and maskrcnn-benchmark's ResNets build their convs
+# without biases. tests/fixtures/R-50.pkl.blobs lists the real file's blobs and says where the list is from.
+UNUSED_C2_BLOBS = ("fc1000_w", "fc1000_b")
 
 
 def param_groups(model: nn.Module, cfg) -> list[dict]:
@@ -269,8 +445,9 @@ def c2_blob_name(name: str) -> str:
 def load_c2_backbone(body: ResNetBody, blobs: dict) -> None:
     """Copy Detectron blobs (R-50.pkl's dict, or {"blobs": dict}) into the body; BN gets mean 0 / var 1.
 
-    Every conv weight and BN scale/shift must have its blob with the right shape, and every blob must be used
-    (apart from UNUSED_C2_BLOBS and optimiser "_momentum" blobs): otherwise ValueError naming the blob.
+    Every conv weight and BN scale/shift must have its blob with the right shape, and every other blob must be
+    one that R-50.pkl holds and the reference does not use (UNUSED_C2_BLOBS, and each conv's bias, which must
+    then have the conv's output width): otherwise ValueError naming the blob.
     """
     blobs = blobs.get("blobs", blobs)
     used = set()
@@ -291,7 +468,13 @@ def load_c2_backbone(body: ResNetBody, blobs: dict) -> None:
                                  f"{name} needs {tuple(tensor.shape)}")
             tensor.copy_(value)
             used.add(blob_name)
-    unused = sorted(k for k in blobs if k not in used and k not in UNUSED_C2_BLOBS
-                    and not k.endswith("_momentum"))
+            bias = blob_name.removesuffix("_w") + "_b"
+            if blob_name.endswith("_w") and bias in blobs:  # the conv's unused (zero) bias [C_out]
+                shape = tuple(np.shape(blobs[bias]))
+                if shape != (tensor.shape[0],):
+                    raise ValueError(f"backbone weights: blob {bias} has shape {shape}, the bias of "
+                                     f"{name.removesuffix('.weight')} would be ({tensor.shape[0]},)")
+                used.add(bias)
+    unused = sorted(k for k in blobs if k not in used and k not in UNUSED_C2_BLOBS)
     if unused:
         raise ValueError(f"backbone weights: blobs not used by the model: {', '.join(unused[:10])}")

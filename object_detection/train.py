@@ -10,18 +10,15 @@ coco_annotations_minival.tgz) and R-50.pkl; when train2014/, val2014/ or annotat
 unpacks the archives first (before INIT_START: untimed, as the reference's unzip; run_and_time.sh runs it
 before its clock starts). What is timed (RUN_START to RUN_STOP): reading the COCO jsons, every epoch's input
 pipeline and training steps, the evaluation on every minival image after every epoch, and the per-epoch
-checkpoints. SGD with momentum, weight decay on weights
-only, biases at 2x the learning rate, linear warmup from 1/3, x0.1 steps (per iteration): spec section 3
-and config.py. `--global-batch-size` scales the learning rate linearly and the iteration counts inversely.
+checkpoints. SGD with momentum, weight decay on weights only, biases at 2x the learning rate, linear warmup
+from 1/3, x0.1 steps (per iteration): spec section 3 and config.py. `--global-batch-size` scales the learning
+rate linearly and the iteration counts inversely.
 
-Evaluation after epoch e: every rank runs inference on its shard of minival with epoch e's weights (it needs
-them, and the accelerator), the results are gathered on rank 0, and rank 0 hands them to a worker process
-that runs pycocotools (bbox + segm: minutes of one CPU core on 5,000 images) while epoch e+1 trains, as the
-optimised v0.6/v0.7 submissions did (`--no-async-eval`: score in line, as the v0.5 reference). Every
-`eval_poll_every` iterations the ranks learn through one broadcast whether the result has arrived and met
-both targets; then they all stop at that iteration, so the time to train includes the iterations trained
-while the evaluation ran. At most one evaluation is in flight: the end of epoch e+1 waits for epoch e's, and
-the end of the schedule waits for the last one.
+Evaluation after epoch e (evaluation.py): inference of minival with epoch e's weights on every rank, then
+COCO scoring in a worker process of rank 0 while epoch e+1 trains, as the optimised v0.6/v0.7 submissions did
+(`--no-async-eval`: score in line, as the v0.5 reference). Every `eval_poll_every` iterations all ranks learn
+whether the score has arrived and met both targets, and then stop at that same iteration: the time to train
+includes the iterations trained while the score was computed. At most one evaluation is in flight.
 
 Writes OUTPUT_DIR/mlperf.log (:::MLLOG lines, also on stdout), summary.json and checkpoint.pt; progress goes
 to stderr. Exit status 0 when both targets were reached, 1 when not, 2 on bad input, 3 when the COCO
@@ -29,13 +26,10 @@ evaluation failed.
 """
 
 import argparse
-import bisect
-import contextlib
 import dataclasses
 import json
 import logging
 import math
-import multiprocessing
 import os
 import sys
 import time
@@ -48,10 +42,11 @@ from mlperf_logging.mllog import constants
 from torch.nn.parallel import DistributedDataParallel
 
 import data
+import evaluation
 import extract
-import metrics
 import model as model_lib
-from config import PRESETS, Config, iterations_per_epoch, model_kwargs
+from config import PRESETS, Config, iterations_per_epoch, lr_factor, model_kwargs, scale_config
+from evaluation import EvalError
 
 BENCHMARK = "object_detection"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -70,7 +65,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast, fp16 + loss scaling before Ampere (default: off: fp32)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the training model")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the convolutional trunk (ResNet + FPN + RPN head), dynamic shapes")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUTPUT_DIR/checkpoint.pt if it exists")
     p.add_argument("--max-epochs", type=int, default=None,
@@ -83,25 +79,6 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="score each epoch's COCO results in a worker process while training goes on "
                         "(default: on; off: wait for the score after every epoch)")
     return p
-
-
-def scale_config(cfg: Config, global_batch_size: int) -> Config:
-    """The allowed batch scaling (spec section 3): lr linear in the batch, decay and last iterations inverse
-    to it, warmup unchanged (batch 16 from the reference's 2 gives Detectron's 1x: lr 0.02, 60k/80k/90k)."""
-    k = cfg.global_batch_size / global_batch_size
-    return dataclasses.replace(
-        cfg, global_batch_size=global_batch_size, base_lr=cfg.base_lr / k,
-        decay_steps=tuple(round(s * k) for s in cfg.decay_steps), max_iters=round(cfg.max_iters * k))
-
-
-def lr_factor(it: int, cfg: Config) -> float:
-    """maskrcnn-benchmark's WarmupMultiStepLR at iteration `it` (0-based): linear warmup from warmup_factor
-    over warmup_iters, times decay_factor per decay step passed (bisect_right: x0.1 from iteration 480000)."""
-    warmup = 1.0
-    if it < cfg.warmup_iters:
-        alpha = it / cfg.warmup_iters
-        warmup = cfg.warmup_factor * (1 - alpha) + alpha
-    return warmup * cfg.decay_factor ** bisect.bisect_right(cfg.decay_steps, it)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, it: int, cfg: Config) -> None:
@@ -139,128 +116,6 @@ def save_checkpoint(path: str, state: dict) -> None:
     tmp = f"{path}.tmp"
     torch.save(state, tmp)
     os.replace(tmp, path)  # atomic: a crash mid-write leaves the previous checkpoint intact
-
-
-def eval_shard(n: int, rank: int, world_size: int) -> list[int]:
-    """The evaluation images of one rank: every image exactly once over all ranks (no padding repeats)."""
-    return list(range(rank, n, world_size))
-
-
-@torch.no_grad()
-def predict(model, dataset, indices: list[int], batch_size: int, device, autocast,
-            workers: int = 0) -> list[dict]:
-    """COCO results (category ids mapped back) for dataset[indices], batch_size images per forward; `workers`
-    loader processes read and decode the next images meanwhile."""
-    model.eval()
-    results = []
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size,
-                                         collate_fn=data.collate, num_workers=workers,
-                                         pin_memory=device.type == "cuda")
-    for images, targets in loader:
-        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            outputs = model([im.to(device, non_blocking=True) for im in images])
-        outputs = [{k: v.float() if v.is_floating_point() else v for k, v in o.items()} for o in outputs]
-        results += metrics.coco_results([(t["image_id"], o) for t, o in zip(targets, outputs)],
-                                        dataset.category_map)
-    model.train()
-    return results
-
-
-def gather_results(results: list[dict], world_size: int) -> list[dict]:
-    if world_size == 1:
-        return results
-    parts = [None] * world_size
-    dist.all_gather_object(parts, results)
-    return [r for part in parts for r in part]
-
-
-class EvalError(RuntimeError):
-    """The COCO evaluation of an epoch failed (in the worker process, or on rank 0 seen from another rank)."""
-
-
-class CocoEvaluator:
-    """Rank 0's pycocotools scoring of one epoch's gathered COCO results at a time.
-
-    Asynchronous: a worker process (metrics.serve_evaluations) started once per run with "spawn" (a forked
-    copy of a trainer that holds CUDA state and threads is not safe); it reads the ground-truth json once and
-    scores each result list it is sent while the next epoch trains. One duplex pipe carries (epoch, results)
-    there and (status, epoch, accuracy or traceback) back; a worker that dies or raises makes take() raise
-    EvalError instead of waiting. close() ends the worker (also on errors: train() calls it in a finally);
-    a trainer killed outright closes the pipe, which ends the worker too (once the trainer's DataLoader
-    workers, which hold copies of it, have followed their parent). Synchronous
-    (--no-async-eval): submit() scores in this process. `pending` keeps the (epoch, results) submitted and
-    not yet taken.
-    """
-
-    def __init__(self, ground_truth_path: str, image_ids: list[int], asynchronous: bool):
-        self.ground_truth_path, self.image_ids = ground_truth_path, list(image_ids)
-        self.pending: tuple[int, list[dict]] | None = None
-        self._accuracy = self._ground_truth = None  # synchronous: the pending epoch's score, the truth
-        self._process = self._conn = None
-        if asynchronous:
-            ctx = multiprocessing.get_context("spawn")
-            self._conn, child_conn = ctx.Pipe()
-            self._process = ctx.Process(target=metrics.serve_evaluations, name="coco-eval", daemon=True,
-                                        args=(child_conn, self.ground_truth_path, self.image_ids))
-            self._process.start()
-            child_conn.close()  # only the worker holds its end: its exit reads as EOF here
-
-    def submit(self, epoch: int, results: list[dict]) -> None:
-        assert self.pending is None, "one evaluation at a time: take() the previous one first"
-        self.pending = (epoch, results)
-        if self._process is None:
-            if self._ground_truth is None:
-                self._ground_truth = metrics.load_ground_truth(self.ground_truth_path)
-            self._accuracy = metrics.coco_evaluate(self._ground_truth, results, self.image_ids)
-            return
-        try:
-            self._conn.send((epoch, results))  # the worker is idle (it returned the previous one): no wait
-        except OSError:
-            pass  # the worker is gone; take() reports why
-
-    def take(self, wait: bool) -> tuple[int, dict] | None:
-        """(epoch, {"BBOX": AP, "SEGM": AP}) of the pending evaluation once it is done (wait: block until
-        then), else None."""
-        if self.pending is None:
-            return None
-        epoch = self.pending[0]
-        if self._process is None:
-            accuracy = self._accuracy
-        else:
-            while not self._conn.poll(1.0 if wait else 0):  # a message, or EOF once the worker is gone
-                if not self._process.is_alive() and not self._conn.poll(0):
-                    raise self._died(epoch)
-                if not wait:
-                    return None
-            try:
-                status, _, accuracy = self._conn.recv()
-            except EOFError:
-                raise self._died(epoch) from None
-            if status == "error":
-                raise EvalError(f"the COCO evaluation of epoch {epoch} failed in the worker process:\n"
-                                f"{accuracy}")
-        self.pending = None
-        return epoch, accuracy
-
-    def _died(self, epoch: int) -> EvalError:
-        self._process.join(5)
-        return EvalError(f"the COCO evaluation worker (pid {self._process.pid}) exited with status "
-                         f"{self._process.exitcode} before scoring epoch {epoch}")
-
-    def close(self) -> None:
-        """End the worker: an idle one is asked to exit; one still scoring (nobody reads it) is terminated."""
-        if self._process is None:
-            return
-        if self.pending is None:
-            with contextlib.suppress(OSError):
-                self._conn.send(None)  # not only EOF: forked DataLoader workers may hold copies of our end
-            self._process.join(10)
-        self._conn.close()
-        if self._process.is_alive():
-            self._process.terminate()
-        self._process.join()
-        self._process.close()
-        self._process = None
 
 
 def train_one_epoch(model, optimizer, scaler, loader, cfg, device, autocast, first_iter: int,
@@ -392,40 +247,32 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
             seed = box[0]
     torch.manual_seed(seed)
 
-    amp = bool(args.amp)
-    half = torch.bfloat16 if device.type != "cuda" or torch.cuda.get_device_capability(device) >= (8, 0) \
-        else torch.float16
-    autocast = half if amp else None
+    # --amp: bf16 autocast from Ampere on, fp16 with loss scaling before; the model's geometry stays fp32.
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    autocast = model_lib.precision_policy(capability) if args.amp else None
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     if device.type == "cpu" and cfg.cpu_threads and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(cfg.cpu_threads)
 
     local_batch = cfg.global_batch_size // world_size
-    mllogger.event(key=constants.SUBMISSION_BENCHMARK, value=constants.MASKRCNN)
-    mllogger.event(key=constants.SUBMISSION_ORG, value=os.environ.get("SUBMISSION_ORG", "reference"))
-    mllogger.event(key=constants.SUBMISSION_DIVISION, value=constants.CLOSED)
-    mllogger.event(key=constants.SUBMISSION_STATUS, value=constants.RESEARCH)
-    mllogger.event(key=constants.SUBMISSION_PLATFORM, value=f"{world_size}x{device_name}")
-    mllogger.event(key=constants.SUBMISSION_POC_NAME,
-                   value=os.environ.get("SUBMISSION_POC_NAME", "reference"))
-    mllogger.event(key=constants.SUBMISSION_ENTRY, value=os.environ.get("SUBMISSION_ENTRY", "reference"))
-    mllogger.event(key=constants.SEED, value=seed)
-    mllogger.event(key=constants.GLOBAL_BATCH_SIZE, value=cfg.global_batch_size)
-    mllogger.event(key=constants.OPT_BASE_LR, value=cfg.base_lr)
-    mllogger.event(key=constants.OPT_LR_WARMUP_STEPS, value=cfg.warmup_iters)
-    mllogger.event(key=constants.OPT_LR_WARMUP_FACTOR, value=cfg.warmup_factor)
-    mllogger.event(key=constants.OPT_LR_DECAY_FACTOR, value=cfg.decay_factor)
-    mllogger.event(key=constants.OPT_LR_DECAY_STEPS, value=list(cfg.decay_steps))
-    # Proposals kept after NMS per image in training (the rules allow counting per image).
-    mllogger.event(key=constants.NUM_IMAGE_CANDIDATES, value=cfg.rpn_post_nms_top_n_train)
-    mllogger.event(key=constants.MIN_IMAGE_SIZE, value=cfg.min_size)
-    mllogger.event(key=constants.MAX_IMAGE_SIZE, value=cfg.max_size)
-    mllogger.event(key="opt_name", value="sgd")
-    mllogger.event(key="opt_momentum", value=cfg.momentum)
+    env, c = os.environ.get, constants
+    for key, value in {  # submission_* from the environment, honest defaults; the recipe from the preset
+            c.SUBMISSION_BENCHMARK: c.MASKRCNN, c.SUBMISSION_ORG: env("SUBMISSION_ORG", "reference"),
+            c.SUBMISSION_DIVISION: c.CLOSED, c.SUBMISSION_STATUS: c.RESEARCH,
+            c.SUBMISSION_PLATFORM: f"{world_size}x{device_name}",
+            c.SUBMISSION_POC_NAME: env("SUBMISSION_POC_NAME", "reference"),
+            c.SUBMISSION_ENTRY: env("SUBMISSION_ENTRY", "reference"), c.SEED: seed,
+            c.GLOBAL_BATCH_SIZE: cfg.global_batch_size, c.OPT_BASE_LR: cfg.base_lr,
+            c.OPT_LR_WARMUP_STEPS: cfg.warmup_iters, c.OPT_LR_WARMUP_FACTOR: cfg.warmup_factor,
+            c.OPT_LR_DECAY_FACTOR: cfg.decay_factor, c.OPT_LR_DECAY_STEPS: list(cfg.decay_steps),
+            # Proposals kept after NMS per image in training (the rules allow counting per image).
+            c.NUM_IMAGE_CANDIDATES: cfg.rpn_post_nms_top_n_train,
+            c.MIN_IMAGE_SIZE: cfg.min_size, c.MAX_IMAGE_SIZE: cfg.max_size, "opt_name": "sgd",
+            "opt_momentum": cfg.momentum, "max_iterations": cfg.max_iters,
+            "eval_target": {"BBOX": cfg.bbox_target, "SEGM": cfg.segm_target}}.items():
+        mllogger.event(key=key, value=value)
     mllogger.event(key="opt_weight_decay", value=cfg.weight_decay,
                    metadata={"biases": cfg.weight_decay_bias, "bias_lr_factor": cfg.bias_lr_factor})
-    mllogger.event(key="max_iterations", value=cfg.max_iters)
-    mllogger.event(key="eval_target", value={"BBOX": cfg.bbox_target, "SEGM": cfg.segm_target})
 
     raw_model = model_lib.build_model(**model_kwargs(cfg)).to(device)
     if checkpoint is None:  # ImageNet-initialised backbone (read before RUN_START, as the reference's init)
@@ -434,7 +281,7 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
     model = DistributedDataParallel(raw_model, device_ids=[device.index] if device.type == "cuda" else None) \
         if distributed else raw_model
     if args.compile:
-        model = torch.compile(model)
+        model_lib.compile_trunk(raw_model)
     optimizer = torch.optim.SGD(model_lib.param_groups(raw_model, cfg), lr=cfg.base_lr,
                                 momentum=cfg.momentum)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast == torch.float16)
@@ -477,52 +324,27 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
     progress(f"{len(train_set)} training images, {len(sampler)} iterations per epoch (the reference counts "
              f"{iterations_per_epoch(len(train_set), cfg.global_batch_size)}), {len(eval_set)} eval images, "
              f"at most {max_epochs} epochs / {cfg.max_iters} iterations")
-    shard = eval_shard(len(eval_set), rank, world_size)
-    # Rank 0 scores; the worker process reads the ground-truth json itself (after RUN_START: it is timed).
-    evaluator = CocoEvaluator(splits["eval"][0][0], [r["image_id"] for r in eval_set.records],
-                              args.async_eval) if rank == 0 else None
+    # Rank 0 scores in a worker process, which reads the ground-truth json itself (after RUN_START: timed).
+    evaluator = evaluation.Evaluation(eval_set, splits["eval"][0][0], cfg.eval_batch_size, device, autocast,
+                                      rank, world_size, args.async_eval)
 
     def infer_and_submit(epoch_num: int) -> None:
-        """EVAL_START, inference of every rank's minival shard with the current weights, the results gathered
-        and handed to the evaluator on rank 0 (scored in its worker while training goes on)."""
         mllogger.start(key=constants.EVAL_START, metadata={"epoch_num": epoch_num})
-        # [COCO result dicts] of every minival image, each scored once: inference here, pycocotools later.
-        results = gather_results(
-            predict(raw_model, eval_set, shard, cfg.eval_batch_size, device, autocast,
-                    workers=0 if device.type == "cpu" else 4), world_size)
-        if rank == 0:
-            evaluator.submit(epoch_num, results)
+        evaluator.submit(raw_model, epoch_num)
 
-    def collect_eval(wait: bool) -> bool:
-        """Rank 0 takes the pending evaluation if it is done (wait: once it is) and logs it; one broadcast
-        then tells every rank whether it met both targets (1: stop at this same iteration everywhere) or
-        failed (2). Called by all ranks at the same points -> whether to stop."""
-        code, error = 0, None
-        if rank == 0:
-            try:
-                done = evaluator.take(wait)
-            except EvalError as e:
-                code, error = 2, e
-            else:
-                if done is not None:
-                    epoch_num, accuracy = done
-                    seconds = time.time() - run_start
-                    mllogger.event(key=constants.EVAL_ACCURACY, value=accuracy,
-                                   metadata={"epoch_num": epoch_num})
-                    mllogger.end(key=constants.EVAL_STOP, metadata={"epoch_num": epoch_num})
-                    entry = {"epoch": epoch_num, "seconds": round(seconds, 3), "value": scalar(accuracy, cfg),
-                             **accuracy}
-                    evals.append(entry)
-                    progress(f"epoch {epoch_num} eval bbox AP {accuracy['BBOX']:.4f} segm AP "
-                             f"{accuracy['SEGM']:.4f} ({seconds:.1f} s since run start, iteration {it})")
-                    code = int(reached(entry, cfg))
-        if distributed:
-            flag = torch.tensor([code], dtype=torch.int32, device=device)
-            dist.broadcast(flag, src=0)
-            code = int(flag.item())
-        if code == 2:
-            raise error or EvalError("rank 0's COCO evaluation failed (its error says why)")
-        return code == 1
+    def record(epoch_num: int, accuracy: dict) -> bool:
+        """Rank 0, once an epoch's score arrives: the log, summary.json's entry, and the stop rule."""
+        seconds = time.time() - run_start
+        mllogger.event(key=constants.EVAL_ACCURACY, value=accuracy, metadata={"epoch_num": epoch_num})
+        mllogger.end(key=constants.EVAL_STOP, metadata={"epoch_num": epoch_num})
+        evals.append({"epoch": epoch_num, "seconds": round(seconds, 3), "value": scalar(accuracy, cfg),
+                      **accuracy})
+        progress(f"epoch {epoch_num} eval bbox AP {accuracy['BBOX']:.4f} segm AP {accuracy['SEGM']:.4f} "
+                 f"({seconds:.1f} s since run start, iteration {it})")
+        return reached(evals[-1], cfg)
+
+    def collect_eval(wait: bool) -> bool:  # every rank at the same points -> whether to stop
+        return evaluator.poll(wait, record)
 
     # MLPerf log per epoch e (the order of NVIDIA's v0.7 asynchronous evaluation; the 0.7.0 checker asks for
     # the keys, not an order): BLOCK_START, EPOCH_START, EPOCH_STOP, BLOCK_STOP, EVAL_START (inference), then
@@ -583,8 +405,7 @@ def train(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> in
         mllogger.end(key=constants.RUN_STOP, metadata={"status": status})
         seconds = time.time() - run_start
     finally:  # after RUN_STOP: the worker's exit (about a second) is not part of the run
-        if evaluator is not None:
-            evaluator.close()
+        evaluator.close()
     success = status == constants.SUCCESS
     scored = f" with epoch {evals[-1]['epoch']}'s weights" if success and evals else ""
     progress(f"{'reached' if success else 'did not reach'} bbox AP {cfg.bbox_target} and segm AP "

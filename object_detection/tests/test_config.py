@@ -1,4 +1,4 @@
-"""config.py: the presets build the models they describe, and the tiny schedule fits the tiny dataset."""
+"""config.py: the presets build the models they describe; the tiny one fits the tiny dataset."""
 
 import inspect
 
@@ -22,18 +22,12 @@ def test_reference_preset_builds_the_reference_model():
     assert m.roi_heads.detections_per_img == 100 and m.roi_heads.nms_thresh == 0.5
     assert m.roi_heads.score_thresh == 0.05
     assert m.rpn.head.cls_logits.out_channels == 3  # one size x three ratios per location
-    # 720,000 iterations of 2 images = 1.44 M images, about 12.3 epochs of the 117,266 training images.
-    assert cfg.max_iters * cfg.global_batch_size == 1_440_000
-    assert config.iterations_per_epoch(117_266, cfg.global_batch_size) == 58_634
 
 
 def test_tiny_preset_matches_the_tiny_dataset(tiny_data):
     cfg = config.PRESETS["tiny"]
     train = data.CocoDetection(data.coco_splits(tiny_data)["train"], train=True)
     assert cfg.num_classes == train.category_map.num_classes
-    per_epoch = config.iterations_per_epoch(len(train), cfg.global_batch_size)
-    assert cfg.max_iters == 12 * per_epoch
-    assert cfg.decay_steps == (round(cfg.max_iters * 480 / 720), round(cfg.max_iters * 640 / 720))
     m = model.build_model(**config.model_kwargs(cfg))
     assert m.backbone.body.layer4[0].conv3.out_channels == 256 and m.backbone.out_channels == 32
     assert 0.5e6 < sum(p.numel() for p in m.parameters()) < 3e6

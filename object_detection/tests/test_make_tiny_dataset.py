@@ -104,3 +104,11 @@ def test_help_touches_nothing(tmp_path):
                              cwd=tmp_path, capture_output=True, text=True, check=True).stdout
         assert out.startswith("usage:") and "DATA_DIR" in out
     assert not os.listdir(tmp_path)
+
+
+def test_backbone_weights_have_the_real_files_blob_names(tiny_data):
+    """The tiny R-50.pkl holds the blobs of the real one (tests/fixtures/R-50.pkl.blobs), at width / 8."""
+    from test_model import real_r50_blobs
+    blobs = data.read_detectron_weights(os.path.join(tiny_data, "R-50.pkl"))
+    assert set(blobs) == set(real_r50_blobs())
+    assert all(not blobs[k].any() for k in blobs if k.endswith("_b") and k[:-2] + "_w" in blobs)

@@ -1,4 +1,5 @@
-"""data.py -> model.py (tiny widths, the tiny R-50.pkl) -> metrics.py: a few SGD steps on tiny images."""
+"""data.py -> model.py (tiny widths, the tiny R-50.pkl) -> evaluation.py -> metrics.py: a few SGD steps on
+tiny images, then their detections as COCO results."""
 
 import pytest
 import torch
@@ -36,7 +37,7 @@ def test_tiny_model_fits_four_images_and_is_evaluated(tiny_data):
     with torch.no_grad():
         outputs = m(images)
     image_ids = [t["image_id"] for t in targets]
-    results = metrics.coco_results(list(zip(image_ids, outputs)), train.category_map)
+    results = metrics.coco_results(model.to_detections(image_ids, outputs), train.category_map.coco_ids)
     assert results and {r["image_id"] for r in results} <= set(image_ids)
     assert {r["category_id"] for r in results} <= {1, 3, 18}
     assert all(r["segmentation"]["size"] == list(img.shape[1:]) for r in results

@@ -20,7 +20,10 @@ import sys
 import pytest
 import torch
 
+import config
+import evaluation
 import make_tiny_dataset
+import metrics
 import train
 from config import PRESETS
 
@@ -97,7 +100,7 @@ def test_tiny_run_reaches_both_targets(tiny_run):
     # at the latest at the end of epoch k+1 (which waits for it). 157 images in batches of 4: 40 per epoch.
     assert s["epochs"] in (k, k + 1) and 40 * k <= s["iterations"] <= min(40 * (k + 1), TINY.max_iters)
     assert s["iterations"] in (40 * k, 40 * (k + 1)) or s["iterations"] % TINY.eval_poll_every == 0
-    assert 0 < s["seconds"] < 120 and last["seconds"] <= s["seconds"]
+    assert 0 < last["seconds"] <= s["seconds"]
     assert os.path.exists(os.path.join(tiny_run["out"], "checkpoint.pt"))
 
 
@@ -360,11 +363,11 @@ def test_train_unpacks_missing_folders_and_names_a_damaged_archive(tmp_path, cap
                                         (640_000, 0.01)])
 def test_reference_schedule(it, factor):
     # WarmupMultiStepLR: linear from 1/3 over 500 iterations, x0.1 from iterations 480,000 and 640,000.
-    assert train.lr_factor(it, PRESETS["reference"]) == pytest.approx(factor)
+    assert config.lr_factor(it, PRESETS["reference"]) == pytest.approx(factor)
 
 
 def test_batch_scaling_gives_detectrons_1x_at_batch_16():
-    cfg = train.scale_config(PRESETS["reference"], 16)
+    cfg = config.scale_config(PRESETS["reference"], 16)
     assert cfg.base_lr == pytest.approx(0.02) and cfg.decay_steps == (60_000, 80_000)
     assert cfg.max_iters == 90_000 and cfg.warmup_iters == 500
 
@@ -392,7 +395,7 @@ def test_param_groups_biases_get_twice_the_lr_and_no_weight_decay():
 
 @pytest.mark.parametrize("n, world", [(40, 1), (40, 3), (5, 8), (5000, 8)])
 def test_every_eval_image_once_over_the_ranks(n, world):
-    shards = [train.eval_shard(n, r, world) for r in range(world)]
+    shards = [evaluation.eval_shard(n, r, world) for r in range(world)]
     assert sorted(i for s in shards for i in s) == list(range(n))
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
 
@@ -407,22 +410,30 @@ def test_new_run_moves_the_old_log_aside(tmp_path):
 
 
 def test_two_gloo_processes_evaluate_each_image_once(tiny_data, tmp_path):
-    """Also: rank 1 misses the target (exit 1) while rank 0 still closes its evaluation worker; torchrun then
-    stops rank 0 at once unless every rank waits for summary.json. The close is slowed down by 3 s here (as
-    on a loaded machine, where CI once lost summary.json), so the test fails without that wait."""
+    """Each rank infers its shard, rank 0 alone receives the detections (gather_to_rank0 gives rank 1 nothing)
+    and scores every image once. Also: rank 1 misses the target (exit 1) while rank 0 still closes its
+    evaluation worker; torchrun then stops rank 0 at once unless every rank waits for summary.json. The close
+    is slowed down by 3 s here (as on a loaded machine, where CI once lost summary.json), so the test fails
+    without that wait."""
     out = str(tmp_path / "out")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     slow_close = tmp_path / "slow_close.py"
-    slow_close.write_text(f"""import sys, time
+    slow_close.write_text(f"""import json, os, sys, time
 sys.path.insert(0, {os.path.dirname(train.__file__)!r})
-import train
+import evaluation, train
 
 if __name__ == "__main__":  # not in the spawned evaluation worker, which imports this file too
-    close = train.CocoEvaluator.close
+    close, gather = evaluation.CocoEvaluator.close, evaluation.gather_to_rank0
     def slow(self):
         time.sleep(3)
         close(self)
-    train.CocoEvaluator.close = slow
+    def recorded(detections, rank, world_size):  # what each rank sent and received
+        gathered = gather(detections, rank, world_size)
+        with open(os.path.join({out!r}, f"gather-{{rank}}.json"), "w") as f:
+            json.dump({{"sent": [d["image_id"] for d in detections],
+                        "received": None if gathered is None else [d["image_id"] for d in gathered]}}, f)
+        return gathered
+    evaluation.CocoEvaluator.close, evaluation.gather_to_rank0 = slow, recorded
     sys.exit(train.main())
 """)
     with socket.socket() as s:  # a port nobody holds (a fixed or pid-derived one may be taken)
@@ -440,19 +451,25 @@ if __name__ == "__main__":  # not in the spawned evaluation worker, which import
         s = json.load(f)
     assert proc.returncode != 0 and not s["success"], proc.stderr[-2000:]  # 1 epoch: below the targets
     assert s["world_size"] == 2 and s["epochs"] == 1 and s["iterations"] == 40  # global batches of 4
-    # The gathered evaluation = the union of the two ranks' shards scored once, from the saved weights.
+    # Rank 0 alone received the detections: its shard and rank 1's, every minival image once.
     import data
-    import metrics
     import model
-    from config import model_kwargs
-    m = model.build_model(**model_kwargs(TINY))
-    m.load_state_dict(torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)["model"])
     eval_set = data.CocoDetection(data.coco_splits(tiny_data)["eval"], train=False)
-    results = []
+    gathers = []
     for rank in range(2):
-        results += train.predict(m, eval_set, train.eval_shard(len(eval_set), rank, 2), TINY.eval_batch_size,
-                                 torch.device("cpu"), None)
+        with open(os.path.join(out, f"gather-{rank}.json")) as f:
+            gathers.append(json.load(f))
+    assert gathers[1]["received"] is None
+    assert gathers[0]["received"] == gathers[0]["sent"] + gathers[1]["sent"]
+    assert sorted(gathers[0]["received"]) == sorted(r["image_id"] for r in eval_set.records)
+    # The score = the union of the two ranks' shards scored once, from the saved weights.
+    m = model.build_model(**config.model_kwargs(TINY))
+    m.load_state_dict(torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)["model"])
+    detections = []
+    for rank in range(2):
+        detections += evaluation.predict(m, eval_set, evaluation.eval_shard(len(eval_set), rank, 2),
+                                         TINY.eval_batch_size, torch.device("cpu"), None)
+    results = metrics.coco_results(detections, eval_set.category_map.coco_ids)
     expected = metrics.coco_evaluate(data.coco_splits(tiny_data)["eval"][0][0], results,
                                      [r["image_id"] for r in eval_set.records])
     assert {k: s["evals"][0][k] for k in ("BBOX", "SEGM")} == expected
-    assert {r["image_id"] for r in results} <= {r["image_id"] for r in eval_set.records}
