@@ -22,12 +22,12 @@ import os
 import sys
 import time
 
-import optim
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+import optim
 from config import ML20M_ITEMS, ML20M_USERS, PRESETS
 from model import NeuMF, autocast_dtype, train_flops_per_sample
 

@@ -30,7 +30,6 @@ import sys
 import threading
 import time
 
-import optim
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -39,6 +38,7 @@ from mlperf_logging.mllog import constants
 
 import data
 import metrics
+import optim
 from config import PRESETS
 from model import NeuMF, autocast_dtype
 

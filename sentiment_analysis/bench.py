@@ -20,10 +20,10 @@ import time
 
 import torch
 import torch.nn.functional as F
-from optim import build_optimizers, rows_in_batch
 
 from config import PRESETS, amp_dtype_for
 from model import build_model, train_flops_per_token
+from optim import build_optimizers, rows_in_batch
 
 VOCAB = 5147   # spec §2, the real vocabulary incl. <unk>
 

@@ -33,12 +33,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from mlperf_logging.mllog import constants as C
 from mlperf_logging.mllog.mllog import MLLogger
-from optim import build_optimizers, rows_in_batch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from config import PRESETS, amp_dtype_for
 from data import TARBALL, DataError, DevicePlan, bucket_by_length, load_imdb
 from model import build_model
+from optim import build_optimizers, rows_in_batch
 
 HERE = Path(__file__).resolve().parent
 BENCHMARK = "sentiment_analysis"

@@ -2,12 +2,12 @@
 
 import os
 
-import optim
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+import optim
 from model import NeuMF
 
 

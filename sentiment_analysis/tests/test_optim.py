@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from optim import LazyAdam, build_optimizers, rows_in_batch
 
 from config import PRESETS
 from model import build_model
+from optim import LazyAdam, build_optimizers, rows_in_batch
 
 LR, B1, B2, EPS = 0.05, 0.9, 0.999, 1e-8
 
