@@ -61,6 +61,11 @@ def test_plain_gpu_check_refuses_a_machine_without_cuda(tmp_path):
     assert not (tmp_path / "report.json").exists()
 
 
+def test_gpu_check_names_an_unknown_benchmark(tmp_path, capsys):
+    assert gpu_check.main(["--device", "cpu", "--bench", "nosuch", "--out", str(tmp_path)]) == 2
+    assert "unknown benchmark folder(s): nosuch" in capsys.readouterr().err
+
+
 def test_gpu_check_on_cpu_reports_bench_and_tiny_run(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--device", "cpu",
                            "--bench", "recommendation", "--out", str(tmp_path)],

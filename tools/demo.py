@@ -30,6 +30,17 @@ def benchmark_folders(root: Path = ROOT) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/run_and_time.sh"))
 
 
+def select_benchmarks(names: list[str] | None) -> list[str] | None:
+    """The named benchmark folders (every one when none is named), or None after saying which are unknown."""
+    folders = benchmark_folders()
+    unknown = [b for b in names or [] if b not in folders]
+    if unknown:
+        print(f"unknown benchmark folder(s): {', '.join(unknown)}; known: {', '.join(folders)}",
+              file=sys.stderr)
+        return None
+    return names or folders
+
+
 def run_logged(cmd: list[str], cwd: Path, env: dict, log) -> int:
     """Run cmd, echoing its output to our stdout and to the open log file."""
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -131,12 +142,8 @@ def main(argv=None) -> int:
     p.add_argument("--demo-dir", type=Path, default=ROOT / ".demo")
     args = p.parse_args(argv)
 
-    folders = benchmark_folders()
-    names = args.bench or folders
-    unknown = [b for b in names if b not in folders]
-    if unknown:
-        print(f"unknown benchmark folder(s): {', '.join(unknown)}; known: {', '.join(folders)}",
-              file=sys.stderr)
+    names = select_benchmarks(args.bench)
+    if names is None:
         return 2
     rows = [run_one(name, args.demo_dir, args.seed) for name in names]
     print("\n" + demo_table(rows))

@@ -34,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 
+from demo import select_benchmarks
 from table import format_table, num
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -274,12 +275,8 @@ def main(argv=None) -> int:
                    help="seconds allowed for each bench.py and each run")
     args = p.parse_args(argv)
 
-    folders = sorted(q.parent.name for q in ROOT.glob("*/run_and_time.sh"))
-    names = args.bench or folders
-    unknown = [b for b in names if b not in folders]
-    if unknown:
-        print(f"unknown benchmark folder(s): {', '.join(unknown)}; known: {', '.join(folders)}",
-              file=sys.stderr)
+    names = select_benchmarks(args.bench)
+    if names is None:
         return 2
     env = dict(os.environ, PYTHON=sys.executable, PYTHONUNBUFFERED="1")
     paths = [str(PROBE)]
