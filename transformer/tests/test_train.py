@@ -311,7 +311,7 @@ def test_train_step_accumulates_the_mean_over_its_batches():
     total = sum(train.label_smoothed_loss(manual(s, t), t, 0.1) for s, t in batches) / 2
     total.backward()
     opt.step()
-    assert float(loss.detach()) == pytest.approx(float(total), rel=1e-6)
+    assert float(loss) == pytest.approx(float(total.detach()), rel=1e-6)
     for (name, p), q in zip(model.named_parameters(), manual.parameters()):
         assert torch.allclose(p, q, atol=1e-6), name
 
