@@ -30,9 +30,9 @@ def benchmark_folders(root: Path = ROOT) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/run_and_time.sh"))
 
 
-def select_benchmarks(names: list[str] | None) -> list[str] | None:
+def select_benchmarks(names: list[str] | None, root: Path = ROOT) -> list[str] | None:
     """The named benchmark folders (every one when none is named), or None after saying which are unknown."""
-    folders = benchmark_folders()
+    folders = benchmark_folders(root)
     unknown = [b for b in names or [] if b not in folders]
     if unknown:
         print(f"unknown benchmark folder(s): {', '.join(unknown)}; known: {', '.join(folders)}",

@@ -275,7 +275,7 @@ def main(argv=None) -> int:
                    help="seconds allowed for each bench.py and each run")
     args = p.parse_args(argv)
 
-    names = select_benchmarks(args.bench)
+    names = select_benchmarks(args.bench, ROOT)
     if names is None:
         return 2
     env = dict(os.environ, PYTHON=sys.executable, PYTHONUNBUFFERED="1")
