@@ -114,6 +114,11 @@ def test_score_with_an_unreachable_target_fails_and_reports_every_run(tmp_path):
     assert (tmp_path / "run002-seed4" / "mlperf.log").exists()
 
 
+def test_score_names_an_unknown_benchmark(capsys):
+    assert score.main(["--bench", "nosuch"]) == 2
+    assert "unknown benchmark folder(s): nosuch" in capsys.readouterr().err
+
+
 def test_make_score_passes_its_variables():
     proc = subprocess.run(["make", "-n", "score", "BENCH=transformer", "RUNS=3", "CONFIG=tiny", "SEEDS=1 2 3",
                            "ARGS=--target 30"], cwd=ROOT, capture_output=True, text=True)

@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from demo import benchmark_folders
+from demo import select_benchmarks
 from table import format_table, num
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,9 +239,7 @@ def main(argv=None) -> int:
     args, extra = p.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
 
-    folders = benchmark_folders()
-    if args.bench not in folders:
-        print(f"unknown benchmark folder {args.bench!r}; known: {', '.join(folders)}", file=sys.stderr)
+    if select_benchmarks([args.bench]) is None:
         return 2
     seeds = [int(s) for s in args.seeds.split()]
     runs = args.runs or (len(seeds) if seeds else RULES.get(args.bench, {}).get("runs", 5))
