@@ -114,8 +114,10 @@ cd "$(dirname "$0")"
 "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC_PER_NODE" --master_addr "$MASTER_ADDR" \\
   --master_port "$MASTER_PORT" train.py --data-dir "$DATA_DIR" --output-dir "$OUTPUT_DIR" "$@"
 '''
-FAKE_BENCH = 'import json\nprint(json.dumps({"benchmark": "fake", "device": "cpu", "batch_size": 1, ' \
-             '"samples_per_s": 3.0, "tflops": 0.5}))\n'
+FAKE_BENCH = 'import json, sys\nif "--broken" in sys.argv: sys.exit(3)\n' \
+             'rate = 5.0 if "--compile" in sys.argv else 3.0\n' \
+             'print(json.dumps({"benchmark": "fake", "device": "cpu", "batch_size": 1, ' \
+             '"samples_per_s": rate, "tflops": rate / 6}))\n'
 FAKE_DATA = 'import sys, os\nos.makedirs(sys.argv[1], exist_ok=True)\n' \
             'open(os.path.join(sys.argv[1], "tiny.md5"), "w")\n'
 
@@ -143,6 +145,30 @@ def test_gpu_check_counts_syncs_at_their_line_and_fails_a_broken_build(tmp_path,
     run = json.loads((tmp_path / "out2" / "report.json").read_text())["benchmarks"]["fake"]["run"]
     assert not run["ok"] and run["error"] == "no summary.json" and "broken build" in run["tail"]
     assert "FAIL: run no summary.json" in capsys.readouterr().out
+
+
+def test_gpu_check_runs_bench_variants_as_their_own_rows(tmp_path, monkeypatch, capsys):
+    # A folder's variant (object_detection's --compile on CUDA) is a second bench.py run whose rows are
+    # tagged and tabled on their own line; the eager row stays the benchmark's main figure; a failing
+    # variant fails the check, naming the variant.
+    assert "--compile" in gpu_check.CHECKS["object_detection"]["bench_variants"]["compile"]
+    _fake_folder(tmp_path / "repo")
+    monkeypatch.setattr(gpu_check, "ROOT", tmp_path / "repo")
+    monkeypatch.setattr(gpu_check, "CPU_BENCH_VARIANTS", {"fake": {"compile": ["--compile"]}})
+    assert gpu_check.main(["--device", "cpu", "--out", str(tmp_path / "out")]) == 0
+    bench = json.loads((tmp_path / "out" / "report.json").read_text())["benchmarks"]["fake"]["bench"]
+    assert [(r["samples_per_s"], r.get("variant")) for r in bench["rows"]] == [(3.0, None), (5.0, "compile")]
+    assert bench["commands"][1].endswith("--compile")
+    assert (tmp_path / "out" / "fake" / "bench-compile.log").exists()
+    table = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("fake ") and " 3.0 " in line and " ok" in line for line in table)
+    assert any(line.startswith("fake compile") and " 5.0 " in line for line in table)
+
+    monkeypatch.setattr(gpu_check, "CPU_BENCH_VARIANTS", {"fake": {"compile": ["--broken"]}})
+    assert gpu_check.main(["--device", "cpu", "--out", str(tmp_path / "out2")]) == 1
+    bench = json.loads((tmp_path / "out2" / "report.json").read_text())["benchmarks"]["fake"]["bench"]
+    assert not bench["ok"] and bench["error"] == "compile exit 3"
+    assert "FAIL: bench compile exit 3" in capsys.readouterr().out
 
 
 def _wheel(folder: Path, name: str, requires: list[str]) -> Path:

@@ -68,7 +68,9 @@ PEAK_TFLOPS = [
 # system commands the run itself needs.
 CHECKS = {
     "image_classification": {"bench": ["--steps", "20", "--warmup", "5"], "run": ["--workers", "4"]},
-    "object_detection": {"bench": ["--steps", "10", "--warmup", "3"]},
+    # --compile (the trunk under torch.compile, as train.py --compile) as a second row beside eager.
+    "object_detection": {"bench": ["--steps", "10", "--warmup", "3"],
+                         "bench_variants": {"compile": ["--steps", "10", "--warmup", "3", "--compile"]}},
     "recommendation": {"bench": ["--steps", "20", "--warmup", "5"]},
     "reinforcement": {"bench": ["--steps", "20", "--selfplay-seconds", "20"],
                       "run_cuda": ["--selfplay-device", "cuda"]},
@@ -81,6 +83,9 @@ CPU_BENCH_EXTRA = {"recommendation": ["--batch-size", "2048", "--warmup", "1"],
                    "sentiment_analysis": ["--batch-size", "16", "--warmup", "1"],
                    "speech_recognition": ["--config", "reference", "--duration", "2", "--warmup", "1"],
                    "transformer": ["--batch-size", "4"]}
+# Extra bench.py rows on the CPU ("bench_variants" of CHECKS run on CUDA only: compiling the reference-size
+# model on two CPU cores would take minutes, and each folder's tests cover --compile on the CPU).
+CPU_BENCH_VARIANTS: dict[str, dict[str, list[str]]] = {}
 QUICK_EPOCHS = 2  # --quick: tiny runs stop after this many epochs (a missed target is then expected)
 
 
@@ -148,36 +153,53 @@ def install_wheels(wheels: Path, target: Path, python: str) -> None:
 
 
 def check_bench(name: str, device: str, env: dict, work: Path, timeout: float) -> dict:
-    probes = work / "probe-bench"
-    shutil.rmtree(probes, ignore_errors=True)
+    """bench.py's rows on the device, then each of the folder's variants (CHECKS "bench_variants") as more
+    rows tagged with the variant's name; any of them failing fails the check."""
     if device == "cuda":
         args = CHECKS.get(name, {}).get("bench", [])
+        variants = CHECKS.get(name, {}).get("bench_variants", {})
     else:
         args = CPU_BENCH + CPU_BENCH_EXTRA.get(name, [])
-    cmd = [sys.executable, "bench.py", "--device", device, *args]
-    t0 = time.time()
-    rc, out = run_logged(cmd, ROOT / name, dict(env, GPU_CHECK_PROBE_DIR=str(probes)), work / "bench.log",
-                         timeout)
-    rows = []
-    for line in out.splitlines():
-        if line.startswith("{"):
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
-    for r in rows:
-        precision = precision_of(r)
-        peak = peak_for(str(r.get("device", "")), precision)
-        r["precision"] = precision
-        measured = isinstance(r.get("tflops"), (int, float))
-        r["mfu"] = round(r["tflops"] / peak, 4) if peak and measured else None
-    probe = next(iter(read_probes(probes, "bench.py")), {})
-    result = {"rc": rc, "seconds": round(time.time() - t0, 1), "rows": rows, "command": " ".join(cmd[1:]),
-              "peak_memory_gib": probe.get("peak_memory_gib"), "peak_rss_gib": probe.get("peak_rss_gib"),
-              "ok": rc == 0 and bool(rows)}
-    if not result["ok"]:
-        result["error"] = "timed out" if rc == 124 else f"exit {rc}" if rc else "no JSON row"
-        result["tail"] = out[-3000:]
+        variants = CPU_BENCH_VARIANTS.get(name, {})
+    result = {"rows": [], "commands": [], "seconds": 0.0}
+    for variant, variant_args in [(None, args), *variants.items()]:
+        suffix = f"-{variant}" if variant else ""
+        probes = work / f"probe-bench{suffix}"
+        shutil.rmtree(probes, ignore_errors=True)
+        cmd = [sys.executable, "bench.py", "--device", device, *variant_args]
+        t0 = time.time()
+        rc, out = run_logged(cmd, ROOT / name, dict(env, GPU_CHECK_PROBE_DIR=str(probes)),
+                             work / f"bench{suffix}.log", timeout)
+        rows = []
+        for line in out.splitlines():
+            if line.startswith("{"):
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        probe = next(iter(read_probes(probes, "bench.py")), {})
+        for r in rows:
+            precision = precision_of(r)
+            peak = peak_for(str(r.get("device", "")), precision)
+            r["precision"] = precision
+            measured = isinstance(r.get("tflops"), (int, float))
+            r["mfu"] = round(r["tflops"] / peak, 4) if peak and measured else None
+            if variant:
+                r["variant"] = variant
+                r["peak_memory_gib"] = probe.get("peak_memory_gib")
+                r["peak_rss_gib"] = probe.get("peak_rss_gib")
+        result["rows"] += rows
+        result["commands"].append(" ".join(cmd[1:]))
+        result["seconds"] = round(result["seconds"] + time.time() - t0, 1)
+        if variant is None:
+            result.update(rc=rc, command=" ".join(cmd[1:]), peak_memory_gib=probe.get("peak_memory_gib"),
+                          peak_rss_gib=probe.get("peak_rss_gib"))
+        if rc != 0 or not rows:
+            what = f"{variant} " if variant else ""
+            error = "timed out" if rc == 124 else f"exit {rc}" if rc else "no JSON row"
+            result.setdefault("error", what + error)
+            result.setdefault("tail", out[-3000:])
+    result["ok"] = "error" not in result
     return result
 
 
@@ -230,8 +252,8 @@ def report_table(results: dict) -> str:
     body = []
     for name, r in results.items():
         b, t = r.get("bench", {}), r.get("run", {})
-        main = max((x for x in b.get("rows", []) if isinstance(x.get("tflops"), (int, float))),
-                   key=lambda x: x["tflops"], default={})
+        main = max((x for x in b.get("rows", []) if isinstance(x.get("tflops"), (int, float))
+                    and not x.get("variant")), key=lambda x: x["tflops"], default={})
         probe = t.get("probe", {})
         body.append([
             name, num(main.get("samples_per_s"), ".1f"), num(main.get("tflops"), ".2f"),
@@ -243,6 +265,15 @@ def report_table(results: dict) -> str:
             num(probe.get("syncs_per_step_median"), "g") if probe.get("sync_debug") else "-",
             "ok" if r["ok"] else "FAIL: " + "; ".join(f"{k} {v['error']}" for k, v in r.items()
                                                       if isinstance(v, dict) and v.get("error"))])
+        for variant in dict.fromkeys(x["variant"] for x in b.get("rows", []) if x.get("variant")):
+            row = max((x for x in b["rows"] if x.get("variant") == variant
+                       and isinstance(x.get("tflops"), (int, float))), key=lambda x: x["tflops"], default={})
+            memory = row.get("peak_memory_gib") if row.get("peak_memory_gib") is not None else \
+                row.get("peak_rss_gib")
+            mfu = f"{row['mfu']:.1%}" if isinstance(row.get("mfu"), float) else "-"
+            body.append([f"{name} {variant}", num(row.get("samples_per_s"), ".1f"),
+                         num(row.get("tflops"), ".2f"), mfu, num(memory, ".2f"), "", "", "", "",
+                         "(bench.py only)"])
     return format_table(["benchmark", "samples/s", "TFLOP/s", "MFU", "peak GiB", "tiny reached/target",
                          "mlperf s", "steps", "syncs/step", "result"], body)
 
