@@ -72,21 +72,24 @@ class Config:
 
 
 # Spec section 8: the same topology at base width 8 (stage outputs 32..256), 10 classes, 64 px crops and
-# 73 px eval resize (the 224/256 ratio); batch 32; x0.1 at 8, 12, 14 (30/60/80 scaled to 16 epochs); eval
-# every 4 epochs on all 200 val images; cap 16 epochs. Base lr 0.1, which ends (after 3 decays) at the 1e-4
-# that the 0.7.0 checker wants as end rate. Warmup 3 epochs: with 1 (the reference's 5 of ~60 scaled down)
-# the first epochs ran near divergence (mean loss 3-3.9 in epochs 1-2, chance is ln 10 = 2.3) and 4 of 6
-# seeds passed with TF's crops; with 3 all 6 did, at 0.77-0.94 top-1 by epoch 12 (make_tiny_dataset.py
-# --seed 0; seeds 101-106). The target 0.70 and the 20-seed result: README.
+# 73 px eval resize (the 224/256 ratio); batch 32; eval every 4 epochs on all 200 val images; cap 16 epochs.
+# Learning rate 0.01 after a 1-epoch warmup, x0.1 at epochs 10 and 14: it ends at the 1e-4 that the 0.7.0
+# checker wants as end rate (and is a multiple of 0.001, as it also wants), and is near the reference's
+# 0.128 per 256 images scaled to batch 32 (0.016). The earlier tiny rate 0.1 (6x that) ran near divergence:
+# mean loss 2.8-3.1 in epoch 1 and jumps back up later (chance is ln 10 = 2.3), and over 20 drawn seeds
+# one ended at 0.595 after 16 epochs and eight passed at 0.700-0.735. With 0.01 the same three weakest
+# seeds (897271902, 800370756, 827330365) reached 0.775 / 0.74 / 0.795 at epochs 4 / 8 / 12, and six others
+# 0.705-0.845 by epoch 8, the loss falling every epoch (make_tiny_dataset.py --seed 0). The target 0.70 and
+# the 20-seed result: README.
 TINY = Config(
     num_classes=10,
     train_images=800,
     val_images=200,
     width=8,
     global_batch_size=32,
-    learning_rate=0.1,
-    warmup_epochs=3,
-    decay_epochs=(8, 12, 14),
+    learning_rate=0.01,
+    warmup_epochs=1,
+    decay_epochs=(10, 14),
     eval_every=4,
     quality_target=0.70,
     max_epochs=16,

@@ -26,11 +26,11 @@ TARGET_CHECK = "Failed checks for eval_accuracy : v['value'] >= 0.7590 and v['va
 TINY_EVENTS = {
     "submission_benchmark": "resnet", "submission_division": "closed", "submission_status": "research",
     "submission_platform": "1xcpu", "seed": SEED, "global_batch_size": 32, "model_bn_span": 32,
-    "opt_name": "sgd", "sgd_opt_base_learning_rate": 0.1, "sgd_opt_momentum": 0.9,
+    "opt_name": "sgd", "sgd_opt_base_learning_rate": 0.01, "sgd_opt_momentum": 0.9,
     "sgd_opt_weight_decay": 1e-4,
-    "opt_learning_rate_warmup_epochs": 3, "sgd_opt_learning_rate_decay_steps": [200, 300, 350],
+    "opt_learning_rate_warmup_epochs": 1, "sgd_opt_learning_rate_decay_steps": [250, 350],
     "sgd_opt_end_learning_rate": 1e-4, "sgd_opt_learning_rate_decay_poly_power": None,
-    "opt_learning_rate_decay_boundary_epochs": [8, 12, 14], "label_smoothing": 0.0,
+    "opt_learning_rate_decay_boundary_epochs": [10, 14], "label_smoothing": 0.0,
     "train_samples": 800, "eval_samples": 200, "eval_target": TARGET, "eval_every_epochs": 4,
 }
 
@@ -220,6 +220,12 @@ def test_new_run_moves_the_old_log_aside(tmp_path):
 @pytest.mark.parametrize("step, lr", [(0, 0.0), (15, 0.02), (75, 0.1), (199, 0.1), (200, 0.01), (300, 0.001),
                                       (350, 1e-4), (10_000, 1e-4)])
 def test_learning_rate_schedule(step, lr):
-    # tiny: 800 images / 32 = 25 steps per epoch; warmup 3 epochs; x0.1 at epochs 8, 12, 14
+    # warmup over 75 steps, x0.1 at steps 200, 300 and 350 (the earlier tiny schedule's numbers)
     assert train.step_lr(step, 0.1, 75, [200, 300, 350], 0.1) == pytest.approx(lr)
+
+
+@pytest.mark.parametrize("step, lr", [(0, 0.0), (5, 0.002), (25, 0.01), (249, 0.01), (250, 0.001),
+                                      (349, 0.001), (350, 1e-4), (10_000, 1e-4)])
+def test_tiny_learning_rate_schedule(step, lr):
+    # tiny: 800 images / 32 = 25 steps per epoch; warmup 1 epoch to 0.01; x0.1 at epochs 10 and 14
     assert train.learning_rate_fn(PRESETS["tiny"])(step) == pytest.approx(lr)
