@@ -14,8 +14,9 @@ are the real code:
     flipped_value    z negated: the value head learns the loser's view (a colour-convention bug)
     uniform_policy   pi uniform over the empty points and the pass: the search's visits are not learned
 
-A tiny target is sound when every correct run reaches it by the preset's min_generations..max_generations
-and no broken run does (tests/test_learning.py checks one seed of each through the real loop).
+A tiny target is sound when every correct run reaches it within min_generations..max_generations and no
+broken run does. The value-flipped build stays far below the correct one; the uniform-policy build does not
+(README, "The tiny loop learns"). tests/test_learning.py runs the correct and value-flipped builds.
 """
 
 import argparse

@@ -75,6 +75,6 @@ PRESETS = {
                    resign_disable_pct=1.0, examples_per_generation=8192, examples_per_record=2000,
                    window_size=20_000, eval_games_per_side=4, eval_readouts=16, gating_win_pct=0.0,
                    prediction_readouts=48, quality_metric="win_rate_vs_generation_0",
-                   winrate_games_per_side=40, termination_accuracy=0.7, min_generations=3, max_generations=5,
+                   winrate_games_per_side=40, termination_accuracy=0.6, min_generations=3, max_generations=5,
                    cpu_threads=1),
 }

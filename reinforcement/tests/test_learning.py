@@ -1,14 +1,16 @@
 """The tiny loop learns: its stop metric (the newest model against the random generation-0 model, 40 + 40
-games, colours alternating, no resignation) reaches the target with the correct build, and two broken builds
-run through the same real loop, the same seed and the same number of generations stay below it.
+games, colours alternating, no resignation) reaches the target with the correct build, and the build whose
+value target is negated, run through the same real loop with the same seed and number of generations, stays
+below it.
 
-The broken builds (calibrate_tiny.py) change only what the trainer reads from the window: z negated (the
-value head learns the loser's view) or pi uniform over the empty points and the pass (the search's visits
-are not learned). Calibration over 5 seeds: README, "The tiny loop learns".
+The broken builds are calibrate_tiny.py's: they change only what the trainer reads from the window.
+Calibrated over 5 seeds (README, "The tiny loop learns"): the value-flipped build stays far below the target
+in every generation. The uniform-policy-target build is NOT tested here: over the same 5 seeds it reached
+the target in 2 of them (its search with a trained value head and flat priors wins as often as the correct
+build's within 5 generations), so a test of it would pass or fail by the seed; the README keeps its numbers.
 """
 
 import calibrate_tiny
-import pytest
 
 from config import PRESETS
 
@@ -25,10 +27,9 @@ def test_correct_build_reaches_the_win_rate_target(tiny_run):
         assert round(e["win_rate_vs_generation_0"] * 2 * CFG.winrate_games_per_side, 6).is_integer()
 
 
-@pytest.mark.parametrize("name", ["flipped_value", "uniform_policy"])
-def test_broken_builds_stay_below_the_target(tiny_run, tmp_path, name):
+def test_value_flipped_build_stays_below_the_target(tiny_run, tmp_path):
     correct = tiny_run["summary"]
-    rc, s = calibrate_tiny.run(name, correct["seed"], tiny_run["data_dir"], str(tmp_path / name),
+    rc, s = calibrate_tiny.run("flipped_value", correct["seed"], tiny_run["data_dir"], str(tmp_path / "out"),
                                generations=correct["epochs"])
     assert rc == 1 and not s["success"] and s["epochs"] == correct["epochs"]
     rates = [e["win_rate_vs_generation_0"] for e in s["evals"]]
