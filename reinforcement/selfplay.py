@@ -183,15 +183,18 @@ def selfplay_task(cfg, state_dict, seeds: list[int], resign_disable_pct: float,
         [result for _, result in games]
 
 
-def gating_task(cfg, new_state, best_state, games: list[tuple[int, int]],
-                device: str = "cpu") -> tuple[int, int]:
+def gating_task(cfg, new_state, best_state, games: list[tuple[int, int]], device: str = "cpu",
+                resign: bool = True) -> tuple[int, int]:
     """Play (seed, colour of the new model) games, all in lockstep (play_match_games) with one network per
-    model on `device`; returns the new model's wins (as black, as white)."""
+    model on `device`, eval_readouts per move; returns the new model's wins (as black, as white). The
+    gating match (new against the best) resigns at eval_resign_threshold; the tiny preset's quality match
+    (newest against generation 0) plays every game out (resign=False)."""
     new_net = _network(cfg, new_state, games[0][0], device)
     best_net = _network(cfg, best_state, games[0][0] + 1, device)
+    threshold = cfg.eval_resign_threshold if resign else None
 
     def player(network, seed: int) -> mcts.MCTSPlayer:
-        return mcts.MCTSPlayer(network, cfg.eval_readouts, cfg.parallel_readouts, cfg.eval_resign_threshold,
+        return mcts.MCTSPlayer(network, cfg.eval_readouts, cfg.parallel_readouts, threshold,
                                two_player_mode=True, seed=seed)
 
     pairs = []

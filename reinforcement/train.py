@@ -8,11 +8,13 @@
 One generation (one MLPerf "epoch", spec 3.2): the current best model plays games_per_generation self-play
 games in worker processes (split over the ranks); their examples join a window of the newest window_size;
 examples_per_generation / 16 SGD steps continue training (loss and optimiser: trainer below); the new model
-is saved, scored by move prediction on the SGF games in DATA_DIR (metrics.py: the quality), and plays the
-gating match against the best model (eval_games_per_side per colour), becoming the best at >= 55 % wins.
+is saved, scored by move prediction on the SGF games in DATA_DIR (metrics.py: the quality; the tiny preset
+stops instead on the new model's win rate against the random generation-0 model, winrate_games_per_side
+games per colour, no resignation), and plays the gating match against the best model
+(eval_games_per_side per colour), becoming the best at >= gating_win_pct wins (55 %).
 As in the reference, gating does not gate training: training continues from the new weights either way
-(spec pitfall 1). The run stops at the first generation (>= min_generations) whose accuracy reaches the
-target, or at max_generations. Everything from RUN_START on is timed: self-play, training, evaluation and
+(spec pitfall 1). The run stops at the first generation (>= min_generations) whose quality_metric reaches
+the target, or at max_generations. Everything from RUN_START on is timed: self-play, training, evaluation and
 gating. Writes OUTPUT_DIR/mlperf.log, summary.json, checkpoint.pt, models/ and window/; exit 0 on success.
 
 The trainer: loss = CE(softmax(logits), pi) + MSE(v, z) + 1e-4 * 1/2 sum w^2 (kernels and trunk BN
@@ -127,7 +129,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="continue from OUTPUT_DIR/checkpoint.pt if it exists (not an MLPerf result)")
     p.add_argument("--max-epochs", type=int, default=None,
                    help="override the preset's maximum number of generations")
-    p.add_argument("--target", type=float, default=None, help="override the move-prediction target")
+    p.add_argument("--target", type=float, default=None,
+                   help="override the target of the preset's quality_metric (reference: move prediction; "
+                        "tiny: win rate against generation 0)")
     p.add_argument("--workers", type=int, default=None,
                    help="self-play worker processes per rank (default: the preset's)")
     return p
@@ -167,6 +171,27 @@ def share(items: list, rank: int, world_size: int, workers: int) -> list[list]:
     """This rank's items, dealt round-robin into (at most) one non-empty list per worker."""
     mine = items[rank::world_size]
     return [chunk for chunk in (mine[w::workers] for w in range(workers)) if chunk]
+
+
+def match_games(seed: int, gen: int, stream: int, games_per_side: int) -> list[tuple[int, int]]:
+    """(game seed, colour of the new model): games_per_side with each colour, seeds from (run, generation)."""
+    return [(int(s), color) for color in (go.BLACK, go.WHITE)
+            for s in np.random.SeedSequence([seed, gen, stream, color + 1]).generate_state(games_per_side)]
+
+
+def winrate_games(seed: int, gen: int, cfg: Config) -> list[tuple[int, int]]:
+    return match_games(seed, gen, 3, cfg.winrate_games_per_side)
+
+
+def play_match(pool, cfg: Config, new_state: dict, old_state: dict, games: list[tuple[int, int]], rank: int,
+               world_size: int, device: str, resign: bool) -> torch.Tensor:
+    """This rank's share of a match in the worker pool: the new model's wins (as black, as white), (2,)."""
+    jobs = [(cfg, new_state, old_state, chunk, device, resign)
+            for chunk in share(games, rank, world_size, cfg.selfplay_workers)]
+    wins = torch.zeros(2, dtype=torch.float64)
+    for w in pool.starmap(selfplay.gating_task, jobs):
+        wins += torch.tensor(w, dtype=torch.float64)
+    return wins
 
 
 def cpu_state(net: torch.nn.Module) -> dict:
@@ -266,17 +291,19 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
     mllogger.event(key="examples_per_generation", value=cfg.examples_per_generation)
     mllogger.event(key="gating_win_pct", value=cfg.gating_win_pct)
     mllogger.event(key="selfplay_worker_threads", value=worker_threads)
+    mllogger.event(key="quality_metric", value=cfg.quality_metric)
     mllogger.event(key="eval_target", value=cfg.termination_accuracy)
 
     net = build_model(cfg).to(device)
     optimizer = make_optimizer(net, cfg)
     train_net = torch.compile(net) if args.compile else net
     best_state = cpu_state(net)  # generation 0: the random bootstrap model plays the first games
+    generation_0 = best_state  # the opponent of the win-rate quality match
     first_gen, global_step, evals = 1, 0, []
     if checkpoint is not None:
         net.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        best_state = checkpoint["best_model"]
+        best_state, generation_0 = checkpoint["best_model"], checkpoint["generation_0_model"]
         first_gen, global_step = checkpoint["generation"] + 1, checkpoint["global_step"]
         evals = checkpoint["evals"]
         mllogger.event(key="resumed", value=True, metadata={
@@ -358,21 +385,29 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
             counts = torch.tensor([0, 0], dtype=torch.float64)
             for correct, attempted in pool.starmap(selfplay.prediction_task, jobs):
                 counts += torch.tensor([correct, attempted], dtype=torch.float64)
+            # The tiny preset's quality: the newest model against generation 0 (the random bootstrap),
+            # winrate_games_per_side games with each colour, every game played out (no resignation).
+            wins_vs_0 = play_match(pool, cfg, new_state, generation_0, winrate_games(seed, gen, cfg), rank,
+                                   world_size, selfplay_device, resign=False)
             # Gating: new model against the best, eval_games_per_side games with each colour.
-            match = [(int(s), color) for color in (go.BLACK, go.WHITE)
-                     for s in np.random.SeedSequence([seed, gen, 2, color + 1]).generate_state(
-                         cfg.eval_games_per_side)]
-            jobs = [(cfg, new_state, best_state, chunk, selfplay_device)
-                    for chunk in share(match, rank, world_size, cfg.selfplay_workers)]
-            wins = torch.zeros(2, dtype=torch.float64)  # new model's wins as black, as white
-            for w in pool.starmap(selfplay.gating_task, jobs):
-                wins += torch.tensor(w, dtype=torch.float64)
+            gating = match_games(seed, gen, 2, cfg.eval_games_per_side)
+            wins = play_match(pool, cfg, new_state, best_state, gating, rank, world_size, selfplay_device,
+                              resign=True)
             if distributed:
                 dist.all_reduce(counts)
+                dist.all_reduce(wins_vs_0)
                 dist.all_reduce(wins)
             accuracy = float(counts[0] / counts[1])
+            measured = {"move_prediction_accuracy": accuracy}
+            if cfg.winrate_games_per_side:
+                measured["win_rate_vs_generation_0"] = float(wins_vs_0.sum()
+                                                             / (2 * cfg.winrate_games_per_side))
+            quality = measured[cfg.quality_metric]
             seconds = time.time() - run_start
-            mllogger.event(key=constants.EVAL_ACCURACY, value=accuracy, metadata={"epoch_num": gen})
+            mllogger.event(key=constants.EVAL_ACCURACY, value=quality,
+                           metadata={"epoch_num": gen, "metric": cfg.quality_metric})
+            for key, value in measured.items():
+                mllogger.event(key=key, value=value, metadata={"epoch_num": gen})
             mllogger.end(key=constants.EVAL_STOP, metadata={"epoch_num": gen})
             win_rate = float(wins.sum() / (2 * cfg.eval_games_per_side))  # = mean of the two colours' rates
             accepted = win_rate >= cfg.gating_win_pct
@@ -380,17 +415,17 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
                 best_state = new_state
             mllogger.event(key="gating_win_rate", value=win_rate,
                            metadata={"epoch_num": gen, "accepted": accepted})
-            evals.append({"epoch": gen, "seconds": round(seconds, 3), "value": accuracy,
+            evals.append({"epoch": gen, "seconds": round(seconds, 3), "value": quality, **measured,
                           "gating_win_rate": win_rate, "accepted": accepted})
-            progress(f"generation {gen}: move prediction {accuracy:.4f} (target {cfg.termination_accuracy}), "
-                     f"gating {win_rate:.2f} -> {'new best' if accepted else 'kept the best'} "
-                     f"({seconds:.1f} s since run start)")
+            progress(f"generation {gen}: " + ", ".join(f"{k} {v:.4f}" for k, v in measured.items())
+                     + f" (target {cfg.quality_metric} {cfg.termination_accuracy}), gating {win_rate:.2f} -> "
+                     f"{'new best' if accepted else 'kept the best'} ({seconds:.1f} s since run start)")
             if rank == 0:
                 save_atomic(checkpoint_path, {
                     "model": net.state_dict(), "optimizer": optimizer.state_dict(), "best_model": best_state,
-                    "generation": gen, "global_step": global_step, "evals": evals, "seed": seed,
-                    "config": args.config})
-            if accuracy >= cfg.termination_accuracy and gen >= min(cfg.min_generations, cfg.max_generations):
+                    "generation_0_model": generation_0, "generation": gen, "global_step": global_step,
+                    "evals": evals, "seed": seed, "config": args.config})
+            if quality >= cfg.termination_accuracy and gen >= min(cfg.min_generations, cfg.max_generations):
                 status = constants.SUCCESS
                 break
     finally:
@@ -402,10 +437,10 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
     mllogger.end(key=constants.RUN_STOP, metadata={"status": status})
     seconds = time.time() - run_start
     success = status == constants.SUCCESS
-    progress(f"{'reached' if success else 'did not reach'} move prediction {cfg.termination_accuracy} after "
-             f"generation {gen} in {seconds:.1f} s (RUN_START to RUN_STOP)")
+    progress(f"{'reached' if success else 'did not reach'} {cfg.quality_metric} {cfg.termination_accuracy} "
+             f"after generation {gen} in {seconds:.1f} s (RUN_START to RUN_STOP)")
     if rank == 0:
-        summary = {"benchmark": BENCHMARK, "metric": "move_prediction_accuracy", "higher_is_better": True,
+        summary = {"benchmark": BENCHMARK, "metric": cfg.quality_metric, "higher_is_better": True,
                    "target": cfg.termination_accuracy, "reached": evals[-1]["value"] if evals else None,
                    "success": success, "epochs": gen, "seconds": round(seconds, 3), "seed": seed,
                    "world_size": world_size, "resumed": checkpoint is not None, "evals": evals}

@@ -21,14 +21,17 @@ def test_two_process_gloo_run(tiny_data, tmp_path):
            str(_free_port()), "--master_addr", "127.0.0.1",
            os.path.join(FOLDER, "train.py"), "--data-dir", tiny_data, "--output-dir", str(out),
            "--config", "tiny", "--device", "cpu", "--seed", "3", "--max-epochs", "1", "--workers", "1",
-           "--target", "0"]
+           "--target", "1.01"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 0, r.stderr[-3000:]  # torchrun: 0 only when both ranks reached the target
+    # A target no win rate reaches (the learning itself is test_learning.py's): torchrun exits 1; rank 0's
+    # message and summary show the generation finished on both ranks and missed it (not a crash).
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert "did not reach win_rate_vs_generation_0" in r.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["success"] and summary["epochs"] == 1
+    assert summary["world_size"] == 2 and not summary["success"] and summary["epochs"] == 1
     log = read_mllog(str(out / "mlperf.log"))
     assert [e["key"] for e in log].count("run_start") == 1  # rank 0 only
     assert next(e["value"] for e in log if e["key"] == "submission_platform") == "2xcpu"
-    # 48 games were split over the ranks and gathered: the window holds every position of both ranks.
-    assert "from 48 games" in r.stderr
+    # 160 games were split over the ranks and gathered: the window holds every position of both ranks.
+    assert "from 160 games" in r.stderr

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import data
+import features
 import go
 import mcts
 import metrics
@@ -60,6 +61,31 @@ def test_lockstep_games_play_exactly_like_single_games(resign):
         assert np.allclose(ex["pi"], np.stack(player.searches_pi))
         z = 1.0 if result.startswith("B+") else -1.0
         assert (ex["z"] == z).all() and np.allclose(ex["pi"].sum(1), 1, atol=1e-5)
+
+
+def test_selfplay_examples_pair_each_position_with_its_own_search_and_read_back_exactly(tmp_path):
+    """Example i = (the planes of the position before move i, the search made there, the result from black's
+    view), the same arrays after the window on disk: a pi shifted by one move, planes from the other
+    colour's view, z from the mover's view or a dtype/plane-order change on the way to the trainer fail."""
+    seed = 21
+    (ex, result), = selfplay.play_selfplay_games(MaterialNet(), CFG, [seed], [False])
+    player, _ = sequential_game(MaterialNet(), seed, False)  # the same game (test above), with its moves
+    moves = [m.move for m in player.root.position.recent]
+    assert len(moves) == len(ex["z"]) >= 10
+    pos = go.Position(CFG.board_size, CFG.komi)
+    for i, move in enumerate(moves):
+        assert np.array_equal(ex["planes"][i], features.extract_features(pos)), i
+        assert ex["pi"][i][move] > 0, i  # the move played was searched at this position
+        if pos.n > mcts.temperature_cutoff(CFG.board_size):
+            assert int(np.argmax(ex["pi"][i])) == move, i  # most visited = played after the opening
+        pos = pos.play_move(move)
+    assert pos.is_game_over() or pos.n >= pos.max_depth
+    assert (ex["z"] == np.sign(pos.score())).all()  # black's view, every position, both colours to move
+    assert {int(p[16, 0, 0]) for p in ex["planes"]} == {0, 1}
+    data.write_examples(str(tmp_path / "000001-selfplay.npz"), ex)
+    back = data.load_window(str(tmp_path), 10_000)
+    for k, dtype in (("planes", np.uint8), ("pi", np.float32), ("z", np.float32)):
+        assert back[k].dtype == dtype and np.array_equal(back[k], ex[k]), k
 
 
 class LeaningNet(MaterialNet):

@@ -58,4 +58,6 @@ def test_presets():
     assert (ref.board_size, ref.selfplay_readouts, ref.games_per_generation, ref.gating_win_pct,
             ref.termination_accuracy, ref.window_size) == (9, 200, 2000, 0.55, 0.40, 2_000_000)
     assert tiny.board_size == 5 and tiny.min_generations == 3 and tiny.cpu_threads == 1
+    assert ref.quality_metric == "move_prediction_accuracy" and ref.winrate_games_per_side == 0
+    assert tiny.quality_metric == "win_rate_vs_generation_0" and tiny.winrate_games_per_side >= 40
     assert dataclasses.replace(tiny, max_generations=1).max_generations == 1
