@@ -248,32 +248,34 @@ def check_run(name: str, device: str, env: dict, work: Path, data_root: Path | N
     return result
 
 
+def bench_cells(rows: list[dict], variant: str | None, memory: dict | None = None) -> list[str]:
+    """samples/s, TFLOP/s, MFU and peak GiB of the fastest row (by TFLOP/s) of one bench.py run: the plain run
+    (variant None) or a variant. memory: the dict with that run's peak_memory_gib / peak_rss_gib (default: the
+    row itself, where check_bench puts a variant's)."""
+    best = max((x for x in rows if x.get("variant") == variant and isinstance(x.get("tflops"), (int, float))),
+               key=lambda x: x["tflops"], default={})
+    memory = best if memory is None else memory
+    peak = memory.get("peak_memory_gib") if memory.get("peak_memory_gib") is not None else \
+        memory.get("peak_rss_gib")
+    return [num(best.get("samples_per_s"), ".1f"), num(best.get("tflops"), ".2f"),
+            f"{best['mfu']:.1%}" if isinstance(best.get("mfu"), float) else "-", num(peak, ".2f")]
+
+
 def report_table(results: dict) -> str:
     body = []
     for name, r in results.items():
         b, t = r.get("bench", {}), r.get("run", {})
-        main = max((x for x in b.get("rows", []) if isinstance(x.get("tflops"), (int, float))
-                    and not x.get("variant")), key=lambda x: x["tflops"], default={})
+        rows = b.get("rows", [])
         probe = t.get("probe", {})
         body.append([
-            name, num(main.get("samples_per_s"), ".1f"), num(main.get("tflops"), ".2f"),
-            f"{main['mfu']:.1%}" if isinstance(main.get("mfu"), float) else "-",
-            num(b.get("peak_memory_gib") if b.get("peak_memory_gib") is not None else b.get("peak_rss_gib"),
-                ".2f"),
+            name, *bench_cells(rows, None, b),
             f"{num(t.get('reached'), '.4g')}/{num(t.get('target'), '.4g')}", num(t.get("seconds"), ".1f"),
             num(probe.get("steps"), "d"),
             num(probe.get("syncs_per_step_median"), "g") if probe.get("sync_debug") else "-",
             "ok" if r["ok"] else "FAIL: " + "; ".join(f"{k} {v['error']}" for k, v in r.items()
                                                       if isinstance(v, dict) and v.get("error"))])
-        for variant in dict.fromkeys(x["variant"] for x in b.get("rows", []) if x.get("variant")):
-            row = max((x for x in b["rows"] if x.get("variant") == variant
-                       and isinstance(x.get("tflops"), (int, float))), key=lambda x: x["tflops"], default={})
-            memory = row.get("peak_memory_gib") if row.get("peak_memory_gib") is not None else \
-                row.get("peak_rss_gib")
-            mfu = f"{row['mfu']:.1%}" if isinstance(row.get("mfu"), float) else "-"
-            body.append([f"{name} {variant}", num(row.get("samples_per_s"), ".1f"),
-                         num(row.get("tflops"), ".2f"), mfu, num(memory, ".2f"), "", "", "", "",
-                         "(bench.py only)"])
+        for variant in dict.fromkeys(x["variant"] for x in rows if x.get("variant")):
+            body.append([f"{name} {variant}", *bench_cells(rows, variant), "", "", "", "", "(bench.py only)"])
     return format_table(["benchmark", "samples/s", "TFLOP/s", "MFU", "peak GiB", "tiny reached/target",
                          "mlperf s", "steps", "syncs/step", "result"], body)
 
