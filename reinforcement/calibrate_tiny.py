@@ -5,8 +5,9 @@
     ./calibrate_tiny.py /tmp/tiny /tmp/calib --seeds 1 2 3 4 5 --generations 5
 
 Each (build, seed) runs train.py's loop in this process (--config tiny --device cpu) for exactly
---generations generations (the stop check is off) and prints the newest model's win rate against
-generation 0 after every generation, then a JSON line with every number. The broken builds change only what
+--generations generations (the stop check is off) and prints, after every generation, the two halves of
+the stop rule: the newest model's win rate against generation 0 and its policy lift (metrics.policy_lift),
+then a JSON line with every number. The broken builds change only what
 the trainer reads from the window (data.load_window), so self-play, search, evaluation and the stop metric
 are the real code:
 
@@ -15,8 +16,9 @@ are the real code:
     uniform_policy   pi uniform over the empty points and the pass: the search's visits are not learned
 
 A tiny target is sound when every correct run reaches it within min_generations..max_generations and no
-broken run does. The value-flipped build stays far below the correct one; the uniform-policy build does not
-(README, "The tiny loop learns"). tests/test_learning.py runs the correct and value-flipped builds.
+broken run does. The value-flipped build misses the win rate; the uniform-policy build can win as often as
+the correct one (its search with a trained value head is strong at 16 readouts) and misses the policy lift
+(README, "The tiny loop learns"). tests/test_learning.py runs all three builds.
 """
 
 import argparse
@@ -97,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
             out = os.path.join(args.output_dir, f"{name}_{seed}")
             _, s = run(name, seed, args.data_dir, out, args.generations, target=1.01)  # never stops early
             rates = [e["win_rate_vs_generation_0"] for e in s["evals"]]
-            rows.append({"build": name, "seed": seed, "win_rate_vs_generation_0": rates,
+            lifts = [e["policy_lift"] for e in s["evals"]]
+            rows.append({"build": name, "seed": seed, "win_rate_vs_generation_0": rates, "policy_lift": lifts,
                          "move_prediction_accuracy": [e["move_prediction_accuracy"] for e in s["evals"]],
                          "seconds": s["seconds"]})
-            print(f"{name} seed {seed}: win rate against generation 0 by generation "
-                  + " ".join(f"{r:.3f}" for r in rates) + f" ({s['seconds']:.0f} s)", file=sys.stderr)
+            print(f"{name} seed {seed}: by generation, win rate against generation 0 "
+                  + " ".join(f"{r:.3f}" for r in rates) + ", policy lift "
+                  + " ".join(f"{x:.2f}" for x in lifts) + f" ({s['seconds']:.0f} s)", file=sys.stderr)
     print(json.dumps(rows))
     return 0
 

@@ -42,6 +42,7 @@ from mlperf_logging.mllog import constants
 import data
 import go
 import mcts
+import metrics
 import model as model_lib
 import selfplay
 from config import PRESETS, Config
@@ -293,6 +294,8 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
     mllogger.event(key="selfplay_worker_threads", value=worker_threads)
     mllogger.event(key="quality_metric", value=cfg.quality_metric)
     mllogger.event(key="eval_target", value=cfg.termination_accuracy)
+    if cfg.policy_lift_target:
+        mllogger.event(key="policy_lift_target", value=cfg.policy_lift_target)
 
     net = build_model(cfg).to(device)
     optimizer = make_optimizer(net, cfg)
@@ -398,7 +401,10 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
                 dist.all_reduce(wins_vs_0)
                 dist.all_reduce(wins)
             accuracy = float(counts[0] / counts[1])
-            measured = {"move_prediction_accuracy": accuracy}
+            # The policy network alone on the same games (metrics.policy_lift, no search, no randomness: every
+            # rank computes the same number from the same weights).
+            measured = {"move_prediction_accuracy": accuracy,
+                        "policy_lift": metrics.policy_lift(net, records)}
             if cfg.winrate_games_per_side:
                 measured["win_rate_vs_generation_0"] = float(wins_vs_0.sum()
                                                              / (2 * cfg.winrate_games_per_side))
@@ -418,14 +424,17 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
             evals.append({"epoch": gen, "seconds": round(seconds, 3), "value": quality, **measured,
                           "gating_win_rate": win_rate, "accepted": accepted})
             progress(f"generation {gen}: " + ", ".join(f"{k} {v:.4f}" for k, v in measured.items())
-                     + f" (target {cfg.quality_metric} {cfg.termination_accuracy}), gating {win_rate:.2f} -> "
+                     + f" (target {cfg.quality_metric} {cfg.termination_accuracy}"
+                     + (f" and policy_lift {cfg.policy_lift_target}" if cfg.policy_lift_target else "")
+                     + "), gating {win_rate:.2f} -> "
                      f"{'new best' if accepted else 'kept the best'} ({seconds:.1f} s since run start)")
             if rank == 0:
                 save_atomic(checkpoint_path, {
                     "model": net.state_dict(), "optimizer": optimizer.state_dict(), "best_model": best_state,
                     "generation_0_model": generation_0, "generation": gen, "global_step": global_step,
                     "evals": evals, "seed": seed, "config": args.config})
-            if quality >= cfg.termination_accuracy and gen >= min(cfg.min_generations, cfg.max_generations):
+            if quality >= cfg.termination_accuracy and measured["policy_lift"] >= cfg.policy_lift_target \
+                    and gen >= min(cfg.min_generations, cfg.max_generations):
                 status = constants.SUCCESS
                 break
     finally:
@@ -441,7 +450,8 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
              f"after generation {gen} in {seconds:.1f} s (RUN_START to RUN_STOP)")
     if rank == 0:
         summary = {"benchmark": BENCHMARK, "metric": cfg.quality_metric, "higher_is_better": True,
-                   "target": cfg.termination_accuracy, "reached": evals[-1]["value"] if evals else None,
+                   "target": cfg.termination_accuracy, "policy_lift_target": cfg.policy_lift_target,
+                   "reached": evals[-1]["value"] if evals else None,
                    "success": success, "epochs": gen, "seconds": round(seconds, 3), "seed": seed,
                    "world_size": world_size, "resumed": checkpoint is not None, "evals": evals}
         with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
