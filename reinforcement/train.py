@@ -426,7 +426,7 @@ def run(args, cfg: Config, mllogger, device, rank: int, world_size: int) -> int:
             progress(f"generation {gen}: " + ", ".join(f"{k} {v:.4f}" for k, v in measured.items())
                      + f" (target {cfg.quality_metric} {cfg.termination_accuracy}"
                      + (f" and policy_lift {cfg.policy_lift_target}" if cfg.policy_lift_target else "")
-                     + "), gating {win_rate:.2f} -> "
+                     + f"), gating {win_rate:.2f} -> "
                      f"{'new best' if accepted else 'kept the best'} ({seconds:.1f} s since run start)")
             if rank == 0:
                 save_atomic(checkpoint_path, {
