@@ -80,8 +80,9 @@ PRESETS = {
     #   weights; 0.003 over 256 steps left them 0.126 apart in value).
     # - Targets: over seeds 1-5 (README) the correct build's generations 3-5 won 0.64-0.94 with lifts
     #   1.13-2.76 (all stop by generation 4; a sixth seed's lift crossed 1.25 only at generation 6, hence at
-    #   most 6); a value-sign-flipped build won at most 0.50; a uniform policy target won up to 0.83 (its
-    #   trained value head with flat priors is strong at 16 readouts on 5x5), but its lift stayed <= 1.11.
+    #   most 6); a value-sign-flipped build won at most 0.55; a uniform policy target won up to 0.83 (its
+    #   trained value head with flat priors is strong at 16 readouts on 5x5), but its lift stayed <= 1.19
+    #   from generation 3 on.
     "tiny": Config(board_size=5, komi=0.5, filters=16, fc_width=32, blocks=2, bn_momentum=0.05,
                    games_per_generation=160, selfplay_workers=2, selfplay_readouts=16, parallel_readouts=4,
                    resign_disable_pct=1.0, examples_per_generation=32_768, examples_per_record=2000,
