@@ -47,9 +47,10 @@ def policy_lift(model: torch.nn.Module, records: list[data.GameRecord]) -> float
     renormalised over the legal moves, pass included), divided by the same mean for a uniform pick among the
     legal moves. 1.0 = no better than a uniform policy; a network trained to a uniform policy target scores
     about 1.0 whatever its value head, so this is the policy's half of the tiny preset's stop rule (README,
-    "The tiny loop learns"). Not averaged over the 8 symmetries: that average would forgive a coordinate bug
-    that is itself a symmetry (a transposed policy target scores 4.9 averaged, 1.7 not; the correct 5.6 and
-    4.0). Runs the model on its own device in eval mode, all positions of all records in one call."""
+    "The tiny loop learns"). Not averaged over the 8 symmetries: the network is trained on the board as it
+    is (no augmentation, as the reference). Neither form catches a policy trained on transposed targets on
+    the tiny GNU Go games (6.1 here, 4.9 averaged, against 18.2 correct): 23 % of their moves lie on the
+    diagonal. Runs the model on its own device in eval mode, all positions of all records in one call."""
     cases = [(pos, move) for rec in records for pos, move in data.replay(rec)]
     if not cases:
         raise ValueError("policy_lift: the games have no moves")
